@@ -1,0 +1,526 @@
+//! The engine: a deterministic state machine. The caller feeds time-stamped [`Event`]s and
+//! carries out the [`Action`]s that come back; same events, same actions, bit for bit.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cost::CostModel;
+use crate::model::{Catalog, GroupId, InstanceId, Market, OfferId, Placement, RegionId, Timer, TimerKind, VmId, VmRequest, VmState, ZoneId};
+use crate::policy::{Decision, PlacementPolicy, PolicyConfig, Scores};
+use crate::snapshot::{Charge, DetHashMap, RejectReason, Snapshot};
+use crate::time::{SimDuration, SimTime};
+use crate::{Error, Result};
+
+/// Engine settings besides the catalog and the cost model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// The placement policy.
+    pub policy: PolicyConfig,
+    /// How long an offer's market is avoided after it failed for lack of capacity.
+    pub capacity_backoff: SimDuration,
+    /// How long a spot market is avoided after one of its instances was interrupted.
+    pub spot_block: SimDuration,
+    /// Placement attempts per VM before it is rejected (failed provisioning counts).
+    pub max_attempts: u32,
+    /// First retry delay after an API error or throttling; doubles per attempt.
+    pub retry_backoff: SimDuration,
+    /// Longest retry delay.
+    pub retry_backoff_max: SimDuration,
+    /// How long a request with no feasible candidate may wait for one before it is rejected.
+    /// Zero rejects at once.
+    pub queue_timeout: SimDuration,
+    /// On a spot interruption notice, start a replacement at once rather than when the instance dies.
+    pub replace_on_notice: bool,
+    /// Half-life of the per-offer interruption-rate estimate.
+    pub interruption_half_life: SimDuration,
+    /// Hard spend caps per group (deployment), $/h.
+    pub group_budgets: BTreeMap<u32, f64>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            policy: PolicyConfig::default(),
+            capacity_backoff: SimDuration::from_secs(300),
+            spot_block: SimDuration::from_secs(900),
+            max_attempts: 5,
+            retry_backoff: SimDuration::from_secs(10),
+            retry_backoff_max: SimDuration::from_secs(300),
+            queue_timeout: SimDuration::ZERO,
+            replace_on_notice: true,
+            interruption_half_life: SimDuration::from_secs(3600),
+            group_budgets: BTreeMap::new(),
+        }
+    }
+}
+
+/// Why a cloud reports an instance gone or never started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureCause {
+    /// The offer had no capacity (EC2 `InsufficientInstanceCapacity`, GCE `ZONE_RESOURCE_POOL_EXHAUSTED`).
+    InsufficientCapacity,
+    /// The API answered with an error.
+    ApiError,
+    /// The API throttled the call.
+    Throttled,
+    /// The zone or region went down.
+    Outage,
+    /// The spot instance was reclaimed.
+    Interrupted,
+    /// The instance died on its own.
+    Crashed,
+}
+
+/// Something that happened, fed to [`Engine::handle`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// A VM is wanted.
+    RequestArrived {
+        /// The request.
+        request: VmRequest,
+    },
+    /// Its owner no longer wants the VM.
+    Released {
+        /// Which.
+        vm: VmId,
+    },
+    /// An instance the engine asked for is up.
+    InstanceRunning {
+        /// Which.
+        instance: InstanceId,
+    },
+    /// An instance failed to start or died.
+    InstanceFailed {
+        /// Which.
+        instance: InstanceId,
+        /// Why.
+        cause: FailureCause,
+    },
+    /// A spot instance will be reclaimed at `at`.
+    InterruptionNotice {
+        /// Which.
+        instance: InstanceId,
+        /// When it will be reclaimed.
+        at: SimTime,
+    },
+    /// A region became healthy or unhealthy.
+    RegionHealth {
+        /// Which.
+        region: RegionId,
+        /// Now healthy?
+        healthy: bool,
+    },
+    /// A zone became healthy or unhealthy.
+    ZoneHealth {
+        /// Which.
+        zone: ZoneId,
+        /// Now healthy?
+        healthy: bool,
+    },
+    /// A market price changed.
+    PriceChanged {
+        /// Which offer.
+        offer: OfferId,
+        /// Which market.
+        market: Market,
+        /// New price, $/h (per vCPU-hour for pools).
+        price_per_h: f64,
+    },
+    /// A timer the engine set has fired.
+    TimerFired {
+        /// The timer's purpose.
+        timer: TimerKind,
+    },
+}
+
+/// Why an instance is being provisioned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProvisionReason {
+    /// The VM's first placement.
+    Initial,
+    /// Another try after a failed provisioning.
+    Retry,
+    /// The VM lost its instance (outage, crash, interruption) and is re-placed elsewhere.
+    Failover,
+    /// A spot interruption notice arrived; a replacement starts before the instance dies.
+    Replacement,
+}
+
+/// What the engine asks the caller to do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// Create an instance.
+    Provision {
+        /// New instance id.
+        instance: InstanceId,
+        /// For which VM.
+        vm: VmId,
+        /// Where.
+        placement: Placement,
+        /// Why.
+        reason: ProvisionReason,
+        /// Why there.
+        scores: Scores,
+    },
+    /// Delete an instance.
+    Terminate {
+        /// Which.
+        instance: InstanceId,
+        /// Of which VM.
+        vm: VmId,
+    },
+    /// Fire [`Event::TimerFired`] at `timer.at`.
+    SetTimer {
+        /// The timer.
+        timer: Timer,
+    },
+    /// The VM cannot be placed and is given up.
+    Reject {
+        /// Which.
+        vm: VmId,
+        /// Why.
+        reason: RejectReason,
+    },
+}
+
+/// The final bill of one instance, available from [`Engine::take_bills`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bill {
+    /// Which instance.
+    pub instance: InstanceId,
+    /// Of which VM.
+    pub vm: VmId,
+    /// Where it ran.
+    pub offer: OfferId,
+    /// In which market.
+    pub market: Market,
+    /// From.
+    pub start: SimTime,
+    /// To.
+    pub end: SimTime,
+    /// Dollars, after billing granularity and minimum charge.
+    pub usd: f64,
+}
+
+#[derive(Clone, Debug)]
+struct VmEntry {
+    request: VmRequest,
+    state: VmState,
+    /// The instance serving, or being provisioned to serve.
+    active: Option<InstanceId>,
+    /// A replacement being provisioned while `active` still runs (after an interruption notice).
+    replacement: Option<InstanceId>,
+    attempts: u32,
+    first_wait: Option<SimTime>,
+    /// Set when the VM lost its serving instance; next placement is a failover.
+    lost: bool,
+}
+
+#[derive(Clone, Debug)]
+struct InstanceEntry {
+    vm: VmId,
+    charge: Charge,
+    running: bool,
+}
+
+/// The policy engine.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    policy: Box<dyn PlacementPolicy>,
+    snapshot: Snapshot,
+    vms: DetHashMap<VmId, VmEntry>,
+    instances: DetHashMap<InstanceId, InstanceEntry>,
+    next_instance: u64,
+    bills: Vec<Bill>,
+}
+
+impl Engine {
+    /// An engine over `catalog`, priced by `cost`.
+    pub fn new(catalog: Catalog, cost: CostModel, config: EngineConfig) -> Result<Self> {
+        config.policy.validate().map_err(|m| Error::InvalidConfig(format!("policy {}: {m}", config.policy.name())))?;
+        if config.max_attempts == 0 {
+            return Err(Error::InvalidConfig("max_attempts must be at least 1".into()));
+        }
+        for (g, b) in &config.group_budgets {
+            if !(b.is_finite() && *b >= 0.0) {
+                return Err(Error::InvalidConfig(format!("budget of group {g} must be a number >= 0")));
+            }
+        }
+        if let Some(cap) = cost.max_per_h {
+            if !(cap.is_finite() && cap >= 0.0) {
+                return Err(Error::InvalidConfig("max_per_h must be a number >= 0".into()));
+            }
+        }
+        let mut snapshot = Snapshot::new(catalog, cost);
+        snapshot.interruption_half_life = config.interruption_half_life;
+        snapshot.group_budgets = config.group_budgets.iter().map(|(g, b)| (GroupId(*g), *b)).collect();
+        if let Some(fit) = config.policy.fit() {
+            snapshot.prepare_fit(fit);
+        }
+        Ok(Engine {
+            policy: config.policy.build(),
+            config,
+            snapshot,
+            vms: DetHashMap::default(),
+            instances: DetHashMap::default(),
+            next_instance: 0,
+            bills: Vec::new(),
+        })
+    }
+
+    /// The engine's view of the world.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+    /// Its settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+    /// The state of a VM the engine still tracks.
+    pub fn vm_state(&self, vm: VmId) -> Option<VmState> {
+        self.vms.get(&vm).map(|e| e.state)
+    }
+    /// VMs tracked (not yet released or rejected).
+    pub fn tracked_vms(&self) -> usize {
+        self.vms.len()
+    }
+    /// Instances tracked (asked for and not yet deleted or lost).
+    pub fn tracked_instances(&self) -> usize {
+        self.instances.len()
+    }
+    /// Bills of instances that ended since the last call.
+    pub fn take_bills(&mut self) -> Vec<Bill> {
+        std::mem::take(&mut self.bills)
+    }
+
+    /// Handles one event at `now`, appending the resulting actions to `out`.
+    /// Events about unknown VMs or instances (already gone) are ignored, as a real cloud's late
+    /// or duplicated notifications must be.
+    pub fn handle(&mut self, now: SimTime, event: Event, out: &mut Vec<Action>) {
+        match event {
+            Event::RequestArrived { request } => {
+                let vm = request.id;
+                if self.vms.contains_key(&vm) {
+                    return;
+                }
+                self.vms.insert(
+                    vm,
+                    VmEntry { request, state: VmState::Pending, active: None, replacement: None, attempts: 0, first_wait: None, lost: false },
+                );
+                self.place(vm, now, ProvisionReason::Initial, out);
+            }
+            Event::Released { vm } => {
+                let Some(entry) = self.vms.remove(&vm) else { return };
+                for inst in [entry.active, entry.replacement].into_iter().flatten() {
+                    self.end_instance(inst, now);
+                    out.push(Action::Terminate { instance: inst, vm });
+                }
+            }
+            Event::InstanceRunning { instance } => self.on_running(instance, now, out),
+            Event::InstanceFailed { instance, cause } => self.on_failed(instance, cause, now, out),
+            Event::InterruptionNotice { instance, at } => self.on_notice(instance, at, now, out),
+            Event::RegionHealth { region, healthy } => {
+                if let Some(h) = self.snapshot.region_healthy.get_mut(region.idx()) {
+                    *h = healthy;
+                }
+            }
+            Event::ZoneHealth { zone, healthy } => {
+                if let Some(h) = self.snapshot.zone_healthy.get_mut(zone.idx()) {
+                    *h = healthy;
+                }
+            }
+            Event::PriceChanged { offer, market, price_per_h } => {
+                if price_per_h.is_finite() && price_per_h >= 0.0 {
+                    self.snapshot.set_price(offer, market, price_per_h, now);
+                }
+            }
+            Event::TimerFired { timer: TimerKind::Retry(vm) } => {
+                let pending = self.vms.get(&vm).is_some_and(|e| e.active.is_none());
+                if pending {
+                    let reason = if self.vms.get(&vm).is_some_and(|e| e.lost) { ProvisionReason::Failover } else { ProvisionReason::Retry };
+                    self.place(vm, now, reason, out);
+                }
+            }
+        }
+    }
+
+    /// Bills every instance still running as if it ended at `now` (the end of a simulation),
+    /// without terminating anything. Returns the bills.
+    pub fn bill_open_instances(&mut self, now: SimTime) -> Vec<Bill> {
+        let mut ids: Vec<InstanceId> = self.instances.keys().copied().collect();
+        ids.sort_unstable();
+        let mut bills = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(e) = self.instances.get(&id) {
+                let usd = self.snapshot.bill(&e.charge, now);
+                bills.push(Bill { instance: id, vm: e.vm, offer: e.charge.offer, market: e.charge.market, start: e.charge.start, end: now, usd });
+            }
+        }
+        bills
+    }
+
+    fn place(&mut self, vm: VmId, now: SimTime, reason: ProvisionReason, out: &mut Vec<Action>) {
+        let Some(entry) = self.vms.get(&vm) else { return };
+        let decision = self.policy.decide(&entry.request, &self.snapshot, now);
+        match decision {
+            Decision::Place { candidate, scores } => {
+                let instance = InstanceId(self.next_instance);
+                self.next_instance += 1;
+                let Some(entry) = self.vms.get_mut(&vm) else { return };
+                let charge = self.snapshot.allocate(&entry.request, &candidate, now);
+                entry.attempts += 1;
+                entry.state = if entry.lost { VmState::Recovering } else { VmState::Provisioning };
+                entry.active = Some(instance);
+                entry.first_wait = None;
+                self.instances.insert(instance, InstanceEntry { vm, charge, running: false });
+                let placement = Placement {
+                    offer: candidate.offer,
+                    market: candidate.market,
+                    host: candidate.host,
+                    price_per_h: candidate.price_per_h,
+                };
+                out.push(Action::Provision { instance, vm, placement, reason, scores });
+            }
+            Decision::Reject(why) => self.wait_or_reject(vm, why, now, out),
+        }
+    }
+
+    fn wait_or_reject(&mut self, vm: VmId, why: RejectReason, now: SimTime, out: &mut Vec<Action>) {
+        let Some(entry) = self.vms.get_mut(&vm) else { return };
+        let since = *entry.first_wait.get_or_insert(now);
+        let retryable = why != RejectReason::NoMatchingOffer;
+        let deadline = since + self.config.queue_timeout;
+        if retryable && self.config.queue_timeout > SimDuration::ZERO && now < deadline {
+            entry.state = if entry.lost { VmState::Recovering } else { VmState::Pending };
+            let at = (now + self.config.retry_backoff.max(SimDuration::from_secs(1))).min(deadline);
+            out.push(Action::SetTimer { timer: Timer { at, kind: TimerKind::Retry(vm) } });
+        } else {
+            self.vms.remove(&vm);
+            out.push(Action::Reject { vm, reason: why });
+        }
+    }
+
+    fn on_running(&mut self, instance: InstanceId, now: SimTime, out: &mut Vec<Action>) {
+        let Some(inst) = self.instances.get_mut(&instance) else { return };
+        inst.running = true;
+        let vm = inst.vm;
+        let Some(entry) = self.vms.get_mut(&vm) else { return };
+        if entry.replacement == Some(instance) {
+            // The replacement is up: it takes over and the doomed instance goes.
+            let old = entry.active.replace(instance);
+            entry.replacement = None;
+            entry.state = VmState::Running;
+            entry.lost = false;
+            entry.attempts = 0;
+            if let Some(old) = old {
+                self.end_instance(old, now);
+                out.push(Action::Terminate { instance: old, vm });
+            }
+        } else if entry.active == Some(instance) {
+            entry.state = VmState::Running;
+            entry.lost = false;
+            entry.attempts = 0;
+        }
+    }
+
+    fn on_failed(&mut self, instance: InstanceId, cause: FailureCause, now: SimTime, out: &mut Vec<Action>) {
+        let Some(inst) = self.instances.get(&instance) else { return };
+        let (vm, was_running, offer, market) = (inst.vm, inst.running, inst.charge.offer, inst.charge.market);
+        self.end_instance(instance, now);
+        match cause {
+            FailureCause::InsufficientCapacity => self.snapshot.avoid(offer, market, now + self.config.capacity_backoff),
+            FailureCause::Interrupted => self.snapshot.record_interruption(offer, now, now + self.config.spot_block),
+            _ => {}
+        }
+        let Some(entry) = self.vms.get_mut(&vm) else { return };
+        if entry.replacement == Some(instance) {
+            // The replacement failed; the doomed instance may still be serving. Try again.
+            entry.replacement = None;
+            if entry.attempts >= self.config.max_attempts {
+                return;
+            }
+            self.place_replacement(vm, now, out);
+            return;
+        }
+        if entry.active != Some(instance) {
+            return;
+        }
+        entry.active = None;
+        if let Some(rep) = entry.replacement.take() {
+            // The doomed instance died before its replacement came up: the replacement carries on.
+            entry.active = Some(rep);
+            entry.state = VmState::Recovering;
+            entry.lost = true;
+            return;
+        }
+        if was_running {
+            entry.lost = true;
+            entry.attempts = 0;
+            entry.state = VmState::Recovering;
+            self.place(vm, now, ProvisionReason::Failover, out);
+            return;
+        }
+        // Provisioning failed.
+        if entry.attempts >= self.config.max_attempts {
+            self.vms.remove(&vm);
+            out.push(Action::Reject { vm, reason: RejectReason::NoCapacity });
+            return;
+        }
+        let reason = if entry.lost { ProvisionReason::Failover } else { ProvisionReason::Retry };
+        match cause {
+            FailureCause::ApiError | FailureCause::Throttled => {
+                let exp = entry.attempts.saturating_sub(1).min(20);
+                let delay = SimDuration(self.config.retry_backoff.as_millis().saturating_mul(1 << exp)).min(self.config.retry_backoff_max);
+                entry.state = VmState::Pending;
+                out.push(Action::SetTimer { timer: Timer { at: now + delay, kind: TimerKind::Retry(vm) } });
+            }
+            _ => self.place(vm, now, reason, out),
+        }
+    }
+
+    fn on_notice(&mut self, instance: InstanceId, at: SimTime, now: SimTime, out: &mut Vec<Action>) {
+        let Some(inst) = self.instances.get(&instance) else { return };
+        let (vm, offer) = (inst.vm, inst.charge.offer);
+        // Block the preempted spot market so that the replacement goes elsewhere.
+        self.snapshot.record_interruption(offer, now, at.max(now) + self.config.spot_block);
+        if !self.config.replace_on_notice {
+            return;
+        }
+        let Some(entry) = self.vms.get(&vm) else { return };
+        if entry.active != Some(instance) || entry.replacement.is_some() {
+            return;
+        }
+        self.place_replacement(vm, now, out);
+    }
+
+    fn place_replacement(&mut self, vm: VmId, now: SimTime, out: &mut Vec<Action>) {
+        let Some(entry) = self.vms.get(&vm) else { return };
+        if let Decision::Place { candidate, scores } = self.policy.decide(&entry.request, &self.snapshot, now) {
+            let instance = InstanceId(self.next_instance);
+            self.next_instance += 1;
+            let Some(entry) = self.vms.get_mut(&vm) else { return };
+            let charge = self.snapshot.allocate(&entry.request, &candidate, now);
+            entry.attempts += 1;
+            entry.replacement = Some(instance);
+            self.instances.insert(instance, InstanceEntry { vm, charge, running: false });
+            let placement =
+                Placement { offer: candidate.offer, market: candidate.market, host: candidate.host, price_per_h: candidate.price_per_h };
+            out.push(Action::Provision { instance, vm, placement, reason: ProvisionReason::Replacement, scores });
+        }
+        // No room for a replacement now: the VM fails over when the instance dies.
+    }
+
+    fn end_instance(&mut self, instance: InstanceId, now: SimTime) {
+        if let Some(e) = self.instances.remove(&instance) {
+            let usd = self.snapshot.release(&e.charge, now);
+            self.bills.push(Bill { instance, vm: e.vm, offer: e.charge.offer, market: e.charge.market, start: e.charge.start, end: now, usd });
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the engine's state machine, one module per topic, plus property tests.
+
+mod billing;
+mod config;
+mod failures;
+mod fixture;
+mod lifecycle;
+mod props;
+mod queue;
+mod spot;

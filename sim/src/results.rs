@@ -1,0 +1,483 @@
+//! What a run produced: per-VM records, a time series, spot price changes and the summary.
+//! Everything here is a function of the scenario and the seed: no wall-clock figure enters it.
+
+use engine::{
+    Bill, Catalog, Engine, FailureCause, InstanceId, Market, OfferId, OfferKind, Placement, Provider, ProvisionReason,
+    RejectReason, SimTime, VmId,
+};
+use serde::Serialize;
+
+use crate::cloud::CloudStats;
+use crate::scenario::Scenario;
+use crate::workload::Generated;
+
+/// What became of a VM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VmStatus {
+    /// Still wanted at the end of the run.
+    Active,
+    /// Released by its owner.
+    Completed,
+    /// Given up by the engine.
+    Rejected,
+}
+
+impl VmStatus {
+    /// Name as in the tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmStatus::Active => "active",
+            VmStatus::Completed => "completed",
+            VmStatus::Rejected => "rejected",
+        }
+    }
+}
+
+/// One row of `vms.parquet`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VmRecord {
+    /// VM id (arrival order).
+    pub vm_id: u64,
+    /// Arrival, s.
+    pub arrival_s: f64,
+    /// Lifetime its owner asked for, s (`None`: until the end).
+    pub lifetime_s: Option<f64>,
+    /// vCPUs.
+    pub vcpu: u32,
+    /// Memory, MiB.
+    pub memory_mib: u64,
+    /// Whether spot was allowed.
+    pub spot_allowed: bool,
+    /// Shape index in the scenario.
+    pub shape: Option<u32>,
+    /// Outcome.
+    pub status: VmStatus,
+    /// Why it was rejected.
+    pub reject_reason: Option<RejectReason>,
+    /// First placement's offer.
+    pub first_offer: Option<OfferId>,
+    /// First placement's market.
+    pub first_market: Option<Market>,
+    /// First time an instance was running, s.
+    pub first_running_s: Option<f64>,
+    /// Release or rejection time, s.
+    pub end_s: Option<f64>,
+    /// Instances asked for.
+    pub instances: u32,
+    /// Recoveries after the VM lost service.
+    pub failovers: u32,
+    /// Spot replacements that took over without loss of service.
+    pub migrations: u32,
+    /// Spot interruption notices received.
+    pub interruptions: u32,
+    /// Time with a running instance, s.
+    pub served_s: f64,
+    /// Time its owner wanted it within the run, s.
+    pub requested_s: f64,
+    /// Dollars billed for its instances.
+    pub cost_usd: f64,
+    serving: u32,
+    serving_since: SimTime,
+    lost_at: Option<SimTime>,
+}
+
+/// One row of `timeseries.parquet`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Sample {
+    /// Time, s.
+    pub time_s: f64,
+    /// VMs with a running instance.
+    pub serving_vms: u64,
+    /// Instances asked for and not yet gone (booting or running), by provider (aws, azure, gcp, onprem).
+    pub instances: [u64; 4],
+    /// Spend rate $/h by provider, commitments excluded.
+    pub cost_rate_usd_per_h: [f64; 4],
+    /// Fixed commitment fees, $/h.
+    pub commitment_fees_usd_per_h: f64,
+    /// Requests so far.
+    pub requests_total: u64,
+    /// Rejections so far.
+    pub rejected_total: u64,
+    /// Failovers so far.
+    pub failovers_total: u64,
+    /// Spot interruption notices so far.
+    pub interruptions_total: u64,
+    /// Dollars of instances that have ended so far.
+    pub billed_usd: f64,
+}
+
+/// One spot price change.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PricePoint {
+    /// When, s.
+    pub time_s: f64,
+    /// Which offer.
+    pub offer: OfferId,
+    /// New price $/h.
+    pub price_per_h: f64,
+}
+
+/// A fault window as it happened.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FaultWindow {
+    /// Index in the scenario's faults.
+    pub fault: usize,
+    /// Start, s.
+    pub start_s: f64,
+    /// End, s.
+    pub end_s: f64,
+}
+
+/// `summary.json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed used.
+    pub seed: u64,
+    /// Placement policy.
+    pub policy: String,
+    /// Simulated span, s.
+    pub duration_s: f64,
+    /// Dollars billed, commitment fees included.
+    pub total_cost_usd: f64,
+    /// Dollars by provider (aws, azure, gcp, onprem), commitment fees excluded.
+    pub cost_by_provider_usd: std::collections::BTreeMap<String, f64>,
+    /// Commitment fees over the run.
+    pub commitment_fees_usd: f64,
+    /// Served VM-time over requested VM-time, 0..1.
+    pub availability: f64,
+    /// Requests that arrived.
+    pub requests_total: u64,
+    /// Requests that were served at some point.
+    pub requests_served: u64,
+    /// Requests given up.
+    pub requests_rejected: u64,
+    /// Rejections by reason.
+    pub rejected_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Recoveries after a VM lost service (outage, crash, reclaimed spot).
+    pub failovers: u64,
+    /// Mean time from loss of service to a running replacement, s (null if none).
+    pub mean_time_to_recover_s: Option<f64>,
+    /// 99th percentile of the same, s.
+    pub p99_time_to_recover_s: Option<f64>,
+    /// Spot interruption notices.
+    pub spot_interruptions: u64,
+    /// Replacements that took over before the old instance died.
+    pub migrations: u64,
+    /// Service lost during migrations, s.
+    pub migration_downtime_s: f64,
+    /// Mean time from arrival to first running instance, s.
+    pub mean_time_to_first_run_s: Option<f64>,
+    /// Most instances at once.
+    pub peak_instances: u64,
+    /// Create calls and their failures.
+    pub cloud: CloudStats,
+    /// Fault windows.
+    pub faults: Vec<FaultWindow>,
+    /// Events the simulator processed.
+    pub events_processed: u64,
+}
+
+/// Everything a run produced.
+#[derive(Clone, Debug)]
+pub struct RunResults {
+    /// The summary.
+    pub summary: Summary,
+    /// Per-VM records, by VM id.
+    pub vms: Vec<VmRecord>,
+    /// Time series.
+    pub samples: Vec<Sample>,
+    /// Spot price changes.
+    pub prices: Vec<PricePoint>,
+}
+
+/// Collects results during a run.
+pub struct Recorder {
+    vms: Vec<VmRecord>,
+    inst: engine::snapshot::DetHashMap<InstanceId, (VmId, bool)>,
+    samples: Vec<Sample>,
+    prices: Vec<PricePoint>,
+    faults: Vec<FaultWindow>,
+    ttr: Vec<f64>,
+    cost_by_provider: [f64; 4],
+    billed: f64,
+    rejected: u64,
+    rejected_by_reason: std::collections::BTreeMap<String, u64>,
+    failovers: u64,
+    migrations: u64,
+    interruptions: u64,
+    serving: u64,
+    peak_instances: u64,
+    first_run_total: f64,
+    first_run_count: u64,
+}
+
+impl Recorder {
+    /// An empty recorder.
+    pub fn new(_s: &Scenario) -> Self {
+        Recorder {
+            vms: Vec::new(),
+            inst: Default::default(),
+            samples: Vec::new(),
+            prices: Vec::new(),
+            faults: Vec::new(),
+            ttr: Vec::new(),
+            cost_by_provider: [0.0; 4],
+            billed: 0.0,
+            rejected: 0,
+            rejected_by_reason: Default::default(),
+            failovers: 0,
+            migrations: 0,
+            interruptions: 0,
+            serving: 0,
+            peak_instances: 0,
+            first_run_total: 0.0,
+            first_run_count: 0,
+        }
+    }
+
+    fn vm(&mut self, vm: VmId) -> Option<&mut VmRecord> {
+        self.vms.get_mut(vm.0 as usize)
+    }
+
+    /// A request arrived.
+    pub fn arrived(&mut self, g: &Generated, now: SimTime) {
+        debug_assert_eq!(g.request.id.0 as usize, self.vms.len());
+        self.vms.push(VmRecord {
+            vm_id: g.request.id.0,
+            arrival_s: now.as_secs_f64(),
+            lifetime_s: g.lifetime.map(|l| l.as_secs_f64()),
+            vcpu: g.request.resources.vcpu,
+            memory_mib: g.request.resources.memory_mib,
+            spot_allowed: g.request.spot_allowed,
+            shape: g.shape.map(|s| s as u32),
+            status: VmStatus::Active,
+            reject_reason: None,
+            first_offer: None,
+            first_market: None,
+            first_running_s: None,
+            end_s: None,
+            instances: 0,
+            failovers: 0,
+            migrations: 0,
+            interruptions: 0,
+            served_s: 0.0,
+            requested_s: 0.0,
+            cost_usd: 0.0,
+            serving: 0,
+            serving_since: now,
+            lost_at: None,
+        });
+    }
+
+    /// The engine asked for an instance.
+    pub fn provisioned(&mut self, vm: VmId, i: InstanceId, p: &Placement, _reason: ProvisionReason, _now: SimTime, _c: &Catalog) {
+        self.inst.insert(i, (vm, false));
+        if let Some(r) = self.vm(vm) {
+            r.instances += 1;
+            if r.first_offer.is_none() {
+                r.first_offer = Some(p.offer);
+                r.first_market = Some(p.market);
+            }
+        }
+    }
+
+    /// An instance is running.
+    pub fn instance_up(&mut self, vm: VmId, i: InstanceId, now: SimTime) {
+        if let Some(e) = self.inst.get_mut(&i) {
+            e.1 = true;
+        }
+        let Some(r) = self.vms.get_mut(vm.0 as usize) else { return };
+        if r.serving > 0 {
+            // A replacement came up while the old instance still serves: a migration.
+            r.migrations += 1;
+            self.migrations += 1;
+        } else {
+            r.serving_since = now;
+            self.serving += 1;
+            if r.first_running_s.is_none() {
+                r.first_running_s = Some(now.as_secs_f64());
+                self.first_run_total += now.as_secs_f64() - r.arrival_s;
+                self.first_run_count += 1;
+            }
+            if let Some(lost) = r.lost_at.take() {
+                r.failovers += 1;
+                self.failovers += 1;
+                self.ttr.push(now.since(lost).as_secs_f64());
+            }
+        }
+        r.serving += 1;
+    }
+
+    fn instance_gone(&mut self, i: InstanceId, now: SimTime, lost: bool) {
+        let Some((vm, running)) = self.inst.remove(&i) else { return };
+        if !running {
+            return;
+        }
+        let Some(r) = self.vms.get_mut(vm.0 as usize) else { return };
+        r.serving = r.serving.saturating_sub(1);
+        if r.serving == 0 {
+            r.served_s += now.since(r.serving_since).as_secs_f64();
+            self.serving = self.serving.saturating_sub(1);
+            if lost && r.status == VmStatus::Active {
+                r.lost_at = Some(now);
+            }
+        }
+    }
+
+    /// The cloud killed an instance.
+    pub fn instance_lost(&mut self, i: InstanceId, now: SimTime, _cause: FailureCause) {
+        self.instance_gone(i, now, true);
+    }
+
+    /// The engine deleted an instance.
+    pub fn terminated(&mut self, _vm: VmId, i: InstanceId, now: SimTime) {
+        self.instance_gone(i, now, false);
+    }
+
+    /// A spot notice reached an instance.
+    pub fn notice(&mut self, i: InstanceId) {
+        self.interruptions += 1;
+        if let Some(&(vm, _)) = self.inst.get(&i) {
+            if let Some(r) = self.vm(vm) {
+                r.interruptions += 1;
+            }
+        }
+    }
+
+    /// A create call failed.
+    pub fn create_failed(&mut self, _cause: FailureCause) {}
+
+    /// The owner released a VM.
+    pub fn released(&mut self, vm: VmId, now: SimTime) {
+        if let Some(r) = self.vm(vm) {
+            if r.status == VmStatus::Active {
+                r.status = VmStatus::Completed;
+                r.end_s = Some(now.as_secs_f64());
+                r.lost_at = None;
+            }
+        }
+    }
+
+    /// The engine gave a VM up.
+    pub fn rejected(&mut self, vm: VmId, reason: RejectReason, now: SimTime) {
+        self.rejected += 1;
+        *self.rejected_by_reason.entry(reason.as_str().to_owned()).or_default() += 1;
+        if let Some(r) = self.vm(vm) {
+            r.status = VmStatus::Rejected;
+            r.reject_reason = Some(reason);
+            r.end_s = Some(now.as_secs_f64());
+            r.lost_at = None;
+        }
+    }
+
+    /// Instance bills from the engine.
+    pub fn add_bills(&mut self, bills: &[Bill], catalog: &Catalog) {
+        for b in bills {
+            self.billed += b.usd;
+            self.cost_by_provider[catalog.provider_of(b.offer).index()] += b.usd;
+            if let Some(r) = self.vms.get_mut(b.vm.0 as usize) {
+                r.cost_usd += b.usd;
+            }
+        }
+    }
+
+    /// A spot price changed.
+    pub fn price(&mut self, p: PricePoint) {
+        self.prices.push(p);
+    }
+
+    /// A fault started or ended.
+    pub fn fault(&mut self, i: usize, on: bool, now: SimTime) {
+        if on {
+            self.faults.push(FaultWindow { fault: i, start_s: now.as_secs_f64(), end_s: f64::NAN });
+        } else if let Some(w) = self.faults.iter_mut().rev().find(|w| w.fault == i && w.end_s.is_nan()) {
+            w.end_s = now.as_secs_f64();
+        }
+    }
+
+    /// Takes a time-series sample.
+    pub fn sample(&mut self, now: SimTime, engine: &Engine, _final: bool) {
+        let snap = engine.snapshot();
+        let instances = snap.spread.by_provider.map(u64::from);
+        self.peak_instances = self.peak_instances.max(instances.iter().sum());
+        self.samples.push(Sample {
+            time_s: now.as_secs_f64(),
+            serving_vms: self.serving,
+            instances,
+            cost_rate_usd_per_h: snap.spend_rate_by_provider(),
+            commitment_fees_usd_per_h: snap.cost.commitment_fees_per_h(),
+            requests_total: self.vms.len() as u64,
+            rejected_total: self.rejected,
+            failovers_total: self.failovers,
+            interruptions_total: self.interruptions,
+            billed_usd: self.billed,
+        });
+    }
+
+    /// Closes the books.
+    pub fn finish(mut self, s: &Scenario, engine: &Engine, end: SimTime, events: u64, cloud: &CloudStats) -> RunResults {
+        let end_s = end.as_secs_f64();
+        let (mut served, mut requested, mut served_count) = (0.0, 0.0, 0u64);
+        for r in &mut self.vms {
+            if r.serving > 0 {
+                r.served_s += end.since(r.serving_since).as_secs_f64();
+                r.serving = 0;
+            }
+            let want_end = r.lifetime_s.map_or(end_s, |l| (r.arrival_s + l).min(end_s));
+            r.requested_s = (want_end - r.arrival_s).max(0.0);
+            served += r.served_s;
+            requested += r.requested_s;
+            if r.first_running_s.is_some() {
+                served_count += 1;
+            }
+        }
+        for w in &mut self.faults {
+            if w.end_s.is_nan() {
+                w.end_s = end_s;
+            }
+        }
+        let fees = s.cost.commitment_fees_per_h() * end.as_secs_f64() / 3600.0;
+        let mut ttr = self.ttr.clone();
+        ttr.sort_by(f64::total_cmp);
+        let p99 = (!ttr.is_empty()).then(|| ttr[((ttr.len() as f64 * 0.99).ceil() as usize).clamp(1, ttr.len()) - 1]);
+        let summary = Summary {
+            scenario: s.name.clone(),
+            seed: s.seed,
+            policy: engine.config().policy.name().to_owned(),
+            duration_s: end_s,
+            total_cost_usd: self.billed + fees,
+            cost_by_provider_usd: Provider::ALL.iter().map(|p| (p.as_str().to_owned(), self.cost_by_provider[p.index()])).collect(),
+            commitment_fees_usd: fees,
+            availability: if requested > 0.0 { served / requested } else { 1.0 },
+            requests_total: self.vms.len() as u64,
+            requests_served: served_count,
+            requests_rejected: self.rejected,
+            rejected_by_reason: self.rejected_by_reason.clone(),
+            failovers: self.failovers,
+            mean_time_to_recover_s: (!ttr.is_empty()).then(|| ttr.iter().sum::<f64>() / ttr.len() as f64),
+            p99_time_to_recover_s: p99,
+            spot_interruptions: self.interruptions,
+            migrations: self.migrations,
+            migration_downtime_s: 0.0,
+            mean_time_to_first_run_s: (self.first_run_count > 0).then(|| self.first_run_total / self.first_run_count as f64),
+            peak_instances: self.peak_instances,
+            cloud: cloud.clone(),
+            faults: self.faults,
+            events_processed: events,
+        };
+        RunResults { summary, vms: self.vms, samples: self.samples, prices: self.prices }
+    }
+}
+
+/// Human description of an offer: `region/zone/type` or `region/zone/pool`.
+pub fn offer_label(c: &Catalog, o: OfferId) -> String {
+    let offer = &c.offers[o.idx()];
+    let what = match offer.kind {
+        OfferKind::Instance(t) => c.instance_types[t.idx()].name.as_str(),
+        OfferKind::Pool(p) => c.pools[p.idx()].name.as_str(),
+    };
+    format!("{}/{}/{}", c.regions[offer.region.idx()].name, c.zones[offer.zone.idx()].name, what)
+}

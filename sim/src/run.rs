@@ -1,0 +1,262 @@
+//! The driver: one discrete-event loop that feeds the engine what the mock clouds and the workload
+//! do, carries out the engine's actions on the clouds, and records what happened.
+
+use engine::{Action, Engine, Event, Market, SimDuration, SimTime, TimerKind, VmId};
+
+use crate::cloud::{Cloud, CloudEvent, Observation};
+use crate::queue::EventQueue;
+use crate::results::{PricePoint, Recorder, RunResults};
+use crate::rng::Streams;
+use crate::scenario::{FaultKind, Scenario};
+use crate::workload::Generator;
+
+/// Events of the simulation loop.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SimEvent {
+    /// The next generated request arrives.
+    Arrival,
+    /// A VM's owner releases it.
+    Release(VmId),
+    /// Something in the clouds.
+    Cloud(CloudEvent),
+    /// A fault starts (`true`) or ends.
+    Fault(usize, bool),
+    /// The engine learns of a health change (after a detection delay).
+    Detect(usize, bool),
+    /// A timer the engine set.
+    Timer(TimerKind),
+    /// Take a time-series sample.
+    Sample,
+}
+
+/// Options of one run that are not in the scenario.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Seed override.
+    pub seed: Option<u64>,
+    /// Policy override.
+    pub policy: Option<engine::PolicyConfig>,
+}
+
+/// Reports progress (simulated fraction done) to whoever watches.
+pub trait Progress {
+    /// Called now and then with the simulated time reached.
+    fn tick(&mut self, now: SimTime, events: u64);
+}
+
+impl Progress for () {
+    fn tick(&mut self, _: SimTime, _: u64) {}
+}
+
+/// Runs a scenario to its end.
+pub fn run(scenario: &Scenario, opts: &RunOptions, progress: &mut dyn Progress) -> crate::Result<RunResults> {
+    let mut s = scenario.clone();
+    if let Some(seed) = opts.seed {
+        s.seed = seed;
+    }
+    if let Some(p) = &opts.policy {
+        s.engine.policy = p.clone();
+    }
+    Simulation::new(&s)?.run(progress)
+}
+
+struct Simulation<'a> {
+    s: &'a Scenario,
+    engine: Engine,
+    queue: EventQueue<SimEvent>,
+    cloud: Cloud,
+    generator: Generator,
+    rec: Recorder,
+    actions: Vec<Action>,
+    observations: Vec<Observation>,
+    end: SimTime,
+    next_arrival: Option<crate::workload::Generated>,
+}
+
+impl<'a> Simulation<'a> {
+    fn new(s: &'a Scenario) -> crate::Result<Self> {
+        let streams = Streams::new(s.seed);
+        let engine = Engine::new(s.catalog.clone(), s.cost.clone(), s.engine.clone())?;
+        let mut queue = EventQueue::default();
+        let cloud = Cloud::new(s, &streams, &mut queue);
+        let generator = Generator::new(s, &streams);
+        queue.push(SimTime::ZERO, SimEvent::Sample);
+        for (i, f) in s.faults.iter().enumerate() {
+            queue.push(f.at, SimEvent::Fault(i, true));
+            queue.push(f.end, SimEvent::Fault(i, false));
+        }
+        let mut sim = Simulation {
+            s,
+            engine,
+            queue,
+            cloud,
+            generator,
+            rec: Recorder::new(s),
+            actions: Vec::new(),
+            observations: Vec::new(),
+            end: SimTime(s.duration.as_millis()),
+            next_arrival: None,
+        };
+        sim.schedule_next_arrival();
+        Ok(sim)
+    }
+
+    fn run(mut self, progress: &mut dyn Progress) -> crate::Result<RunResults> {
+        let mut events = 0u64;
+        while let Some((now, ev)) = self.queue.pop() {
+            if now >= self.end {
+                break;
+            }
+            events += 1;
+            if events & 0xffff == 0 {
+                progress.tick(now, events);
+            }
+            self.step(now, ev);
+        }
+        // Close the books at the end of the run.
+        let bills = self.engine.bill_open_instances(self.end);
+        self.rec.add_bills(&self.engine.take_bills(), &self.s.catalog);
+        self.rec.add_bills(&bills, &self.s.catalog);
+        self.rec.sample(self.end, &self.engine, true);
+        Ok(self.rec.finish(self.s, &self.engine, self.end, events, &self.cloud.stats))
+    }
+
+    fn step(&mut self, now: SimTime, ev: SimEvent) {
+        match ev {
+            SimEvent::Arrival => {
+                if let Some(g) = self.next_arrival.take() {
+                    self.arrive(now, g);
+                }
+                self.schedule_next_arrival();
+            }
+            SimEvent::Release(vm) => {
+                self.rec.released(vm, now);
+                self.feed(now, Event::Released { vm });
+            }
+            SimEvent::Cloud(ce) => {
+                match &ce {
+                    CloudEvent::Up(i) => {
+                        let i = *i;
+                        self.cloud_event(now, ce);
+                        if let Some(vm) = self.cloud.vm_of(i) {
+                            self.rec.instance_up(vm, i, now);
+                            self.feed(now, Event::InstanceRunning { instance: i });
+                        }
+                        return;
+                    }
+                    CloudEvent::CreateFailed(i, cause) => {
+                        let (i, cause) = (*i, *cause);
+                        self.rec.create_failed(cause);
+                        self.feed(now, Event::InstanceFailed { instance: i, cause });
+                        return;
+                    }
+                    _ => {}
+                }
+                self.cloud_event(now, ce);
+            }
+            SimEvent::Fault(i, on) => {
+                let f = &self.s.faults[i];
+                if let FaultKind::Outage { detect_after, .. } = f.kind {
+                    if detect_after == SimDuration::ZERO {
+                        // Known at once: the engine hears before the failures arrive.
+                        self.detect(now, i, on);
+                    } else {
+                        self.queue.push(now + detect_after, SimEvent::Detect(i, on));
+                    }
+                }
+                let mut obs = std::mem::take(&mut self.observations);
+                self.cloud.fault(self.s, &f.kind, on, &mut obs);
+                self.rec.fault(i, on, now);
+                self.observe(now, &mut obs);
+                self.observations = obs;
+            }
+            SimEvent::Detect(i, on) => self.detect(now, i, on),
+            SimEvent::Timer(t) => self.feed(now, Event::TimerFired { timer: t }),
+            SimEvent::Sample => {
+                self.rec.add_bills(&self.engine.take_bills(), &self.s.catalog);
+                self.rec.sample(now, &self.engine, false);
+                self.queue.push(now + self.s.sample_interval, SimEvent::Sample);
+            }
+        }
+    }
+
+    fn detect(&mut self, now: SimTime, i: usize, on: bool) {
+        if let FaultKind::Outage { region, zone, .. } = self.s.faults[i].kind {
+            let ev = match zone {
+                Some(z) => Event::ZoneHealth { zone: z, healthy: !on },
+                None => Event::RegionHealth { region, healthy: !on },
+            };
+            self.feed(now, ev);
+        }
+    }
+
+    fn arrive(&mut self, now: SimTime, g: crate::workload::Generated) {
+        let vm = g.request.id;
+        if let Some(l) = g.lifetime {
+            let end = now + l;
+            if end < self.end {
+                self.queue.push(end, SimEvent::Release(vm));
+            }
+        }
+        self.rec.arrived(&g, now);
+        self.feed(now, Event::RequestArrived { request: g.request });
+    }
+
+    /// Arrivals are generated one at a time, just before they are due.
+    fn schedule_next_arrival(&mut self) {
+        self.next_arrival = self.generator.next(&self.s.workload);
+        if let Some(g) = &self.next_arrival {
+            self.queue.push(g.at, SimEvent::Arrival);
+        }
+    }
+
+    fn cloud_event(&mut self, now: SimTime, ce: CloudEvent) {
+        let mut obs = std::mem::take(&mut self.observations);
+        self.cloud.on_event(self.s, now, ce, &mut self.queue, &mut obs);
+        self.observe(now, &mut obs);
+        self.observations = obs;
+    }
+
+    fn observe(&mut self, now: SimTime, obs: &mut Vec<Observation>) {
+        for o in obs.drain(..) {
+            match o {
+                Observation::Price(offer, market, price) => {
+                    if market == Market::Spot {
+                        self.rec.price(PricePoint { time_s: now.as_secs_f64(), offer, price_per_h: price });
+                    }
+                    self.feed(now, Event::PriceChanged { offer, market, price_per_h: price });
+                }
+                Observation::Died(i, cause) => {
+                    self.rec.instance_lost(i, now, cause);
+                    self.feed(now, Event::InstanceFailed { instance: i, cause });
+                }
+                Observation::Notice(i, at) => {
+                    self.rec.notice(i);
+                    self.feed(now, Event::InterruptionNotice { instance: i, at });
+                }
+            }
+        }
+    }
+
+    /// Feeds one event to the engine and carries out its actions.
+    fn feed(&mut self, now: SimTime, ev: Event) {
+        let mut actions = std::mem::take(&mut self.actions);
+        self.engine.handle(now, ev, &mut actions);
+        for a in actions.drain(..) {
+            match a {
+                Action::Provision { instance, vm, placement, reason, .. } => {
+                    self.rec.provisioned(vm, instance, &placement, reason, now, &self.s.catalog);
+                    self.cloud.create(self.s, now, instance, vm, &placement, &mut self.queue);
+                }
+                Action::Terminate { instance, vm } => {
+                    self.rec.terminated(vm, instance, now);
+                    self.cloud.delete(instance);
+                }
+                Action::SetTimer { timer } => self.queue.push(timer.at, SimEvent::Timer(timer.kind)),
+                Action::Reject { vm, reason } => self.rec.rejected(vm, reason, now),
+            }
+        }
+        self.actions = actions;
+    }
+}
+

@@ -1,0 +1,792 @@
+//! Validation: [`raw::RawScenario`] → [`Scenario`], collecting every problem with its location.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use engine::{
+    Billing, Catalog, Commitment, CostModel, EgressPrices, EngineConfig, Fit, GroupId, InstanceType, InstanceTypeId,
+    Offer, OfferId, OfferKind, PoolId, PoolSpec, Provider, Region, RegionId, Resources, SimDuration,
+    SimTime, Zone, ZoneId,
+};
+use rand_distr::{Exp, LogNormal, Pareto, Weibull};
+
+use super::raw::{self, OneOrMany, RawDist, RawScenario};
+use super::{
+    Arrival, Burst, Fault, FaultKind, Problem, RegionSim, Scenario, ScenarioError, SeriesPoint, Shape, SpotSim, Workload,
+};
+use crate::dist::DurationDist;
+
+/// Parses and checks scenario text; `path` is used in messages and to resolve relative files.
+pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+    let raw: RawScenario = toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
+    let mut ck = Checker { path: path.to_owned(), text, doc: toml_edit::Document::parse(text.to_owned()).ok(), problems: Vec::new() };
+    let scenario = ck.scenario(raw);
+    match scenario {
+        Some(s) if ck.problems.is_empty() => Ok(s),
+        _ => Err(ScenarioError::Invalid { problems: ck.problems }),
+    }
+}
+
+fn syntax_error(text: &str, path: &Path, e: &toml::de::Error) -> ScenarioError {
+    let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+    let snippet = text.lines().nth(line - 1).map(|l| format!("{line:>5} | {l}")).unwrap_or_default();
+    ScenarioError::Syntax { path: path.to_owned(), line, column, message: e.message().trim().to_owned(), snippet }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    (line, column)
+}
+
+struct Checker<'a> {
+    path: PathBuf,
+    text: &'a str,
+    doc: Option<toml_edit::Document<String>>,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    /// Records a problem at `key` (a dotted path with `[i]` indices).
+    fn bad(&mut self, key: &str, message: impl Into<String>) {
+        let line = self.locate(key);
+        self.problems.push(Problem { path: self.path.clone(), line, key: key.to_owned(), message: message.into() });
+    }
+
+    /// Finds the line of a key path, or of its nearest existing parent.
+    fn locate(&self, key: &str) -> Option<usize> {
+        let doc = self.doc.as_ref()?;
+        let mut item = doc.as_item();
+        let mut best = None;
+        for seg in split_path(key) {
+            let next = match seg {
+                Seg::Key(k) => item.get(k),
+                Seg::Index(i) => item.get(i),
+            };
+            let Some(next) = next else { break };
+            item = next;
+            let span = match item {
+                toml_edit::Item::Table(t) => t.span(),
+                toml_edit::Item::Value(v) => v.span(),
+                toml_edit::Item::ArrayOfTables(a) => a.span(),
+                toml_edit::Item::None => None,
+            };
+            if let Some(s) = span {
+                best = Some(line_col(self.text, s.start).0);
+            }
+        }
+        best
+    }
+
+    fn duration(&mut self, key: &str, text: &str) -> Option<SimDuration> {
+        match SimDuration::parse(text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.bad(key, e.to_string());
+                None
+            }
+        }
+    }
+
+    fn opt_duration(&mut self, key: &str, text: Option<&str>, default: SimDuration) -> SimDuration {
+        match text {
+            Some(t) => self.duration(key, t).unwrap_or(default),
+            None => default,
+        }
+    }
+
+    fn number(&mut self, key: &str, v: f64, lo: f64, hi: f64) -> f64 {
+        if !(v.is_finite() && v >= lo && v <= hi) {
+            let range = if hi == f64::MAX { format!(">= {lo}") } else { format!("between {lo} and {hi}") };
+            self.bad(key, format!("must be a number {range} (got {v})"));
+        }
+        v
+    }
+
+    fn dist(&mut self, key: &str, d: &RawDist) -> Option<DurationDist> {
+        let secs = |ck: &mut Self, k: &str, t: &str| ck.duration(&format!("{key}.{k}"), t).map(|d| d.as_secs_f64());
+        Some(match d {
+            RawDist::Fixed { value } => DurationDist::Fixed(self.duration(&format!("{key}.value"), value)?),
+            RawDist::Uniform { min, max } => {
+                let (lo, hi) = (secs(self, "min", min)?, secs(self, "max", max)?);
+                if hi < lo {
+                    self.bad(&format!("{key}.max"), "must not be less than min");
+                    return None;
+                }
+                DurationDist::Uniform(lo, hi)
+            }
+            RawDist::Exponential { mean } => {
+                let m = secs(self, "mean", mean)?;
+                if m <= 0.0 {
+                    self.bad(&format!("{key}.mean"), "must be longer than 0");
+                    return None;
+                }
+                DurationDist::Exponential(Exp::new(1.0 / m).ok()?, m)
+            }
+            RawDist::Lognormal { median, sigma } => {
+                let m = secs(self, "median", median)?;
+                self.number(&format!("{key}.sigma"), *sigma, 0.0, 10.0);
+                if m <= 0.0 {
+                    self.bad(&format!("{key}.median"), "must be longer than 0");
+                    return None;
+                }
+                DurationDist::LogNormal(LogNormal::new(m.ln(), *sigma).ok()?)
+            }
+            RawDist::Pareto { scale, shape } => {
+                let s = secs(self, "scale", scale)?;
+                if s <= 0.0 || !(shape.is_finite() && *shape > 0.0) {
+                    self.bad(key, "pareto needs scale > 0 and shape > 0");
+                    return None;
+                }
+                DurationDist::Pareto(Pareto::new(s, *shape).ok()?)
+            }
+            RawDist::Weibull { scale, shape } => {
+                let s = secs(self, "scale", scale)?;
+                if s <= 0.0 || !(shape.is_finite() && *shape > 0.0) {
+                    self.bad(key, "weibull needs scale > 0 and shape > 0");
+                    return None;
+                }
+                DurationDist::Weibull(Weibull::new(s, *shape).ok()?)
+            }
+        })
+    }
+
+    fn region_ref(&mut self, key: &str, name: &str, names: &BTreeMap<String, RegionId>) -> Option<RegionId> {
+        let r = names.get(name).copied();
+        if r.is_none() {
+            let known: Vec<&str> = names.keys().map(String::as_str).collect();
+            self.bad(key, format!("no region named {name:?}; regions are: {}", known.join(", ")));
+        }
+        r
+    }
+
+    fn relative(&self, file: &str) -> PathBuf {
+        let p = Path::new(file);
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.path.parent().unwrap_or(Path::new(".")).join(p)
+        }
+    }
+
+    fn scenario(&mut self, raw: RawScenario) -> Option<Scenario> {
+        if raw.name.trim().is_empty() || raw.name.contains(['/', '\\']) {
+            self.bad("name", "must be a non-empty name without slashes (it names the output folder)");
+        }
+        let duration = self.duration("duration", &raw.duration).unwrap_or(SimDuration::from_secs(3600));
+        if duration == SimDuration::ZERO {
+            self.bad("duration", "must be longer than 0");
+        }
+        let sample_interval = self.opt_duration("sample_interval", raw.sample_interval.as_deref(), SimDuration::from_secs(60));
+        if sample_interval == SimDuration::ZERO {
+            self.bad("sample_interval", "must be longer than 0");
+        }
+
+        // Instance types.
+        let mut type_ids = BTreeMap::new();
+        let mut instance_types = Vec::new();
+        for (i, t) in raw.instance_types.iter().enumerate() {
+            let key = format!("instance_types[{i}]");
+            if type_ids.insert(t.name.clone(), InstanceTypeId(i as u16)).is_some() {
+                self.bad(&format!("{key}.name"), format!("instance type {:?} is defined twice", t.name));
+            }
+            if t.vcpu == 0 {
+                self.bad(&format!("{key}.vcpu"), "must be at least 1");
+            }
+            self.number(&format!("{key}.memory_gib"), t.memory_gib, 0.0, 1.0e6);
+            instance_types.push(InstanceType {
+                name: t.name.clone(),
+                resources: Resources { vcpu: t.vcpu, memory_mib: gib_to_mib(t.memory_gib), gpu: t.gpu },
+            });
+        }
+
+        // Regions and zones.
+        if raw.regions.is_empty() {
+            self.bad("regions", "at least one [[regions]] entry is required");
+        }
+        let mut region_ids = BTreeMap::new();
+        let mut regions = Vec::new();
+        let mut zones = Vec::new();
+        let mut region_sims = Vec::new();
+        let mut coords = Vec::new();
+        for (i, r) in raw.regions.iter().enumerate() {
+            let key = format!("regions[{i}]");
+            let id = RegionId(i as u16);
+            if region_ids.insert(r.name.clone(), id).is_some() {
+                self.bad(&format!("{key}.name"), format!("region {:?} is defined twice", r.name));
+            }
+            let zone_names = if r.zones.is_empty() { vec!["a".to_owned()] } else { r.zones.clone() };
+            let mut zids = Vec::new();
+            for (j, z) in zone_names.iter().enumerate() {
+                if zone_names[..j].contains(z) {
+                    self.bad(&format!("{key}.zones"), format!("zone {z:?} is listed twice"));
+                }
+                zids.push(ZoneId(zones.len() as u16));
+                zones.push(Zone { name: z.clone(), region: id });
+            }
+            let [lat, lon] = r.location;
+            self.number(&format!("{key}.location"), lat, -90.0, 90.0);
+            self.number(&format!("{key}.location"), lon, -180.0, 180.0);
+            coords.push((lat, lon));
+            let carbon = self.number(&format!("{key}.carbon_g_per_kwh"), r.carbon_g_per_kwh.unwrap_or(400.0), 0.0, 5000.0);
+            regions.push(Region { name: r.name.clone(), provider: r.provider, zones: zids, carbon_g_per_kwh: carbon });
+            let provision_delay = match &r.provision_delay {
+                Some(d) => self.dist(&format!("{key}.provision_delay"), d),
+                None => LogNormal::new(45f64.ln(), 0.3).ok().map(DurationDist::LogNormal),
+            };
+            region_sims.push(RegionSim {
+                provision_delay: provision_delay.unwrap_or(DurationDist::Fixed(SimDuration::from_secs(45))),
+                api_error_rate: self.number(&format!("{key}.api_error_rate"), r.api_error_rate.unwrap_or(0.0), 0.0, 1.0),
+                throttle_rate: self.number(&format!("{key}.throttle_rate"), r.throttle_rate.unwrap_or(0.0), 0.0, 1.0),
+                crash_rate_per_h: self.number(&format!("{key}.crash_rate_per_h"), r.crash_rate_per_h.unwrap_or(0.0), 0.0, 1000.0),
+            });
+        }
+        let n = regions.len();
+        let mut latency_ms = vec![0.0; n * n];
+        for a in 0..n {
+            for b in 0..n {
+                latency_ms[a * n + b] = latency_between(coords[a], coords[b]);
+            }
+        }
+        let zone_of = |region: RegionId, name: &str| -> Option<ZoneId> {
+            regions[region.idx()].zones.iter().copied().find(|z| zones[z.idx()].name == name)
+        };
+
+        // Offers.
+        let mut offers = Vec::new();
+        let mut spot = Vec::new();
+        let mut offer_names = BTreeMap::new();
+        for (i, o) in raw.offers.iter().enumerate() {
+            let key = format!("offers[{i}]");
+            let Some(region) = self.region_ref(&format!("{key}.region"), &o.region, &region_ids) else { continue };
+            if regions[region.idx()].provider == Provider::Onprem {
+                self.bad(&format!("{key}.region"), "on-prem regions are sold through [[pools]], not [[offers]]");
+            }
+            let Some(&itype) = type_ids.get(&o.instance_type) else {
+                let known: Vec<&str> = type_ids.keys().map(String::as_str).collect();
+                self.bad(&format!("{key}.instance_type"), format!("no instance type named {:?}; types are: {}", o.instance_type, known.join(", ")));
+                continue;
+            };
+            self.number(&format!("{key}.on_demand"), o.on_demand, 0.0, 1.0e5);
+            let zone_list: Vec<ZoneId> = if o.zones.is_empty() {
+                regions[region.idx()].zones.clone()
+            } else {
+                let mut v = Vec::new();
+                for z in &o.zones {
+                    match zone_of(region, z) {
+                        Some(id) => v.push(id),
+                        None => self.bad(&format!("{key}.zones"), format!("region {} has no zone {z:?}", o.region)),
+                    }
+                }
+                v
+            };
+            let spot_sim = o.spot.as_ref().and_then(|s| self.spot(&format!("{key}.spot"), s, o.on_demand));
+            for z in zone_list {
+                let id = OfferId(offers.len() as u32);
+                offer_names.insert(format!("{}/{}/{}", o.region, zones[z.idx()].name, o.instance_type), id);
+                offers.push(Offer {
+                    id,
+                    region,
+                    zone: z,
+                    kind: OfferKind::Instance(itype),
+                    on_demand_per_h: o.on_demand,
+                    spot_per_h: spot_sim.as_ref().map(|s| s.series.as_ref().and_then(|p| p.first()).map_or(s.mean_price, |p| p.price_per_h)),
+                    per_gib_h: 0.0,
+                    capacity: o.capacity,
+                });
+                spot.push(spot_sim.clone());
+            }
+        }
+
+        // Pools.
+        let mut pools = Vec::new();
+        for (i, p) in raw.pools.iter().enumerate() {
+            let key = format!("pools[{i}]");
+            let Some(region) = self.region_ref(&format!("{key}.region"), &p.region, &region_ids) else { continue };
+            if regions[region.idx()].provider != Provider::Onprem {
+                self.bad(&format!("{key}.region"), "a pool must be in a region whose provider is \"onprem\"");
+            }
+            let zone = match &p.zone {
+                Some(z) => zone_of(region, z).or_else(|| {
+                    self.bad(&format!("{key}.zone"), format!("region {} has no zone {z:?}", p.region));
+                    None
+                }),
+                None => regions[region.idx()].zones.first().copied(),
+            };
+            let Some(zone) = zone else { continue };
+            if p.hosts == 0 || p.host_vcpu == 0 {
+                self.bad(&format!("{key}.hosts"), "hosts and host_vcpu must be at least 1");
+            }
+            self.number(&format!("{key}.host_memory_gib"), p.host_memory_gib, 0.0, 1.0e6);
+            self.number(&format!("{key}.per_vcpu_h"), p.per_vcpu_h, 0.0, 1.0e4);
+            self.number(&format!("{key}.per_gib_h"), p.per_gib_h, 0.0, 1.0e4);
+            let id = OfferId(offers.len() as u32);
+            let pool_id = PoolId(pools.len() as u16);
+            offers.push(Offer {
+                id,
+                region,
+                zone,
+                kind: OfferKind::Pool(pool_id),
+                on_demand_per_h: p.per_vcpu_h,
+                spot_per_h: None,
+                per_gib_h: p.per_gib_h,
+                capacity: u32::MAX,
+            });
+            spot.push(None);
+            pools.push(PoolSpec {
+                name: p.name.clone(),
+                offer: id,
+                hosts: p.hosts,
+                host: Resources { vcpu: p.host_vcpu, memory_mib: gib_to_mib(p.host_memory_gib), gpu: p.host_gpu },
+                fit: p.fit.unwrap_or(Fit::FirstFit),
+            });
+        }
+        if offers.is_empty() {
+            self.bad("offers", "the scenario sells nothing: add [[offers]] or [[pools]]");
+        }
+
+        // Groups.
+        let mut group_ids = BTreeMap::new();
+        let mut group_budgets = BTreeMap::new();
+        for (i, g) in raw.groups.iter().enumerate() {
+            if group_ids.insert(g.name.clone(), GroupId(i as u32)).is_some() {
+                self.bad(&format!("groups[{i}].name"), format!("group {:?} is defined twice", g.name));
+            }
+            if let Some(b) = g.budget_per_h {
+                group_budgets.insert(i as u32, self.number(&format!("groups[{i}].budget_per_h"), b, 0.0, 1.0e9));
+            }
+        }
+
+        // Cost.
+        let c = &raw.cost;
+        let mut commitments = Vec::new();
+        for (i, rc) in c.commitments.iter().enumerate() {
+            let key = format!("cost.commitments[{i}]");
+            match rc {
+                raw::RawCommitment::Reserved { offer, count, fee_per_h } => {
+                    self.number(&format!("{key}.fee_per_h"), *fee_per_h, 0.0, 1.0e5);
+                    match offer_names.get(offer) {
+                        Some(&id) => commitments.push(Commitment::Reserved { offer: id, count: *count, fee_per_h: *fee_per_h }),
+                        None => self.bad(&format!("{key}.offer"), format!("no offer {offer:?}; write it as \"region/zone/instance-type\"")),
+                    }
+                }
+                raw::RawCommitment::SavingsPlan { provider, committed_per_h, discount } => {
+                    self.number(&format!("{key}.committed_per_h"), *committed_per_h, 0.0, 1.0e7);
+                    self.number(&format!("{key}.discount"), *discount, 0.0, 1.0);
+                    commitments.push(Commitment::SavingsPlan { provider: *provider, committed_per_h: *committed_per_h, discount: *discount });
+                }
+            }
+        }
+        let eg = EgressPrices::default();
+        let cost = CostModel {
+            billing: Billing {
+                granularity: self.opt_duration("cost.billing_granularity", c.billing_granularity.as_deref(), SimDuration::from_secs(1)),
+                minimum: self.opt_duration("cost.billing_minimum", c.billing_minimum.as_deref(), SimDuration::from_secs(60)),
+            },
+            commitments,
+            egress: EgressPrices {
+                inter_zone_per_gib: self.number("cost.egress_inter_zone_per_gib", c.egress_inter_zone_per_gib.unwrap_or(eg.inter_zone_per_gib), 0.0, 100.0),
+                inter_region_per_gib: self.number("cost.egress_inter_region_per_gib", c.egress_inter_region_per_gib.unwrap_or(eg.inter_region_per_gib), 0.0, 100.0),
+                inter_cloud_per_gib: self.number("cost.egress_inter_cloud_per_gib", c.egress_inter_cloud_per_gib.unwrap_or(eg.inter_cloud_per_gib), 0.0, 100.0),
+            },
+            max_per_h: c.max_per_h.map(|m| self.number("cost.max_per_h", m, 0.0, 1.0e9)),
+        };
+
+        // Engine.
+        let d = EngineConfig::default();
+        let e = &raw.engine;
+        let policy = raw.policy.clone().unwrap_or_default();
+        if let Err(m) = policy.validate() {
+            self.bad("policy", m);
+        }
+        let engine = EngineConfig {
+            policy,
+            capacity_backoff: self.opt_duration("engine.capacity_backoff", e.capacity_backoff.as_deref(), d.capacity_backoff),
+            spot_block: self.opt_duration("engine.spot_block", e.spot_block.as_deref(), d.spot_block),
+            max_attempts: e.max_attempts.unwrap_or(d.max_attempts),
+            retry_backoff: self.opt_duration("engine.retry_backoff", e.retry_backoff.as_deref(), d.retry_backoff),
+            retry_backoff_max: self.opt_duration("engine.retry_backoff_max", e.retry_backoff_max.as_deref(), d.retry_backoff_max),
+            queue_timeout: self.opt_duration("engine.queue_timeout", e.queue_timeout.as_deref(), d.queue_timeout),
+            replace_on_notice: e.replace_on_notice.unwrap_or(d.replace_on_notice),
+            interruption_half_life: self.opt_duration("engine.interruption_half_life", e.interruption_half_life.as_deref(), d.interruption_half_life),
+            group_budgets,
+        };
+        if engine.max_attempts == 0 {
+            self.bad("engine.max_attempts", "must be at least 1");
+        }
+
+        let workload = self.workload(&raw.workload, &region_ids, &group_ids, duration);
+        let faults = self.faults(&raw.faults, &region_ids, &regions, &zones, duration);
+
+        let catalog = match Catalog::new(regions, zones, instance_types, offers, pools, latency_ms) {
+            Ok(c) => c,
+            Err(e) => {
+                self.bad("offers", e.to_string());
+                return None;
+            }
+        };
+        // Every shape must fit somewhere, or every request of that shape would be rejected.
+        if let Some(w) = &workload {
+            for (i, s) in w.shapes.iter().enumerate() {
+                let biggest = Resources { vcpu: s.vcpu.iter().copied().max().unwrap_or(0), memory_mib: s.memory_mib.iter().copied().max().unwrap_or(0), gpu: s.gpu };
+                if !catalog.offers.iter().any(|o| catalog.offer_fits(o, &biggest)) {
+                    self.bad(&format!("workload.shapes[{i}]"), "no offer or pool is big enough for this shape");
+                }
+            }
+        }
+        let mut group_names = vec![String::new(); group_ids.len()];
+        for (name, id) in group_ids {
+            group_names[id.0 as usize] = name;
+        }
+        Some(Scenario {
+            name: raw.name,
+            description: raw.description.unwrap_or_default(),
+            seed: raw.seed,
+            duration,
+            sample_interval,
+            catalog,
+            cost,
+            engine,
+            regions: region_sims,
+            spot,
+            groups: group_names,
+            workload: workload?,
+            faults: faults?,
+        })
+    }
+
+    fn spot(&mut self, key: &str, s: &raw::RawSpot, on_demand: f64) -> Option<SpotSim> {
+        let series = match &s.series {
+            Some(file) => Some(self.series(&format!("{key}.series"), file)?),
+            None => None,
+        };
+        let price = match (s.price, &series) {
+            (Some(p), _) => self.number(&format!("{key}.price"), p, 0.0, 1.0e5),
+            (None, Some(pts)) => pts.first().map_or(0.0, |p| p.price_per_h),
+            (None, None) => {
+                self.bad(&format!("{key}.price"), "a spot market needs a price or a series");
+                return None;
+            }
+        };
+        let step = self.opt_duration(&format!("{key}.step"), s.step.as_deref(), SimDuration::from_secs(300));
+        if step == SimDuration::ZERO {
+            self.bad(&format!("{key}.step"), "must be longer than 0");
+        }
+        Some(SpotSim {
+            mean_price: price,
+            volatility: self.number(&format!("{key}.volatility"), s.volatility.unwrap_or(0.05), 0.0, 5.0),
+            mean_reversion: self.number(&format!("{key}.mean_reversion"), s.mean_reversion.unwrap_or(0.1), 0.0, 1.0),
+            interruption_rate_per_h: self.number(&format!("{key}.interruption_rate_per_h"), s.interruption_rate_per_h.unwrap_or(0.05), 0.0, 1000.0),
+            step,
+            series,
+            cap: on_demand,
+        })
+    }
+
+    /// Reads a recorded spot series: CSV with header `time_s,price_per_h,interruption_rate_per_h`.
+    fn series(&mut self, key: &str, file: &str) -> Option<Vec<SeriesPoint>> {
+        let path = self.relative(file);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                self.bad(key, format!("cannot read spot series {}: {e}", path.display()));
+                return None;
+            }
+        };
+        let mut points = Vec::new();
+        let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'));
+        match lines.next() {
+            Some((_, h)) if h.trim().trim_start_matches('\u{feff}') == "time_s,price_per_h,interruption_rate_per_h" => {}
+            _ => {
+                self.bad(key, format!("{}: the first line must be the header time_s,price_per_h,interruption_rate_per_h", path.display()));
+                return None;
+            }
+        }
+        for (n, line) in lines {
+            let cols: Vec<&str> = line.split(',').map(str::trim).collect();
+            let nums: Vec<Option<f64>> = cols.iter().map(|c| c.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)).collect();
+            match (cols.len(), nums.as_slice()) {
+                (3, [Some(t), Some(p), Some(r)]) => {
+                    let at = SimTime(SimDuration::from_secs_f64(*t).as_millis());
+                    if points.last().is_some_and(|l: &SeriesPoint| l.at > at) {
+                        self.bad(key, format!("{}:{}: times must not go backwards", path.display(), n + 1));
+                        return None;
+                    }
+                    points.push(SeriesPoint { at, price_per_h: *p, interruption_rate_per_h: *r });
+                }
+                _ => {
+                    self.bad(key, format!("{}:{}: expected three numbers >= 0 (time_s,price_per_h,interruption_rate_per_h), found {line:?}", path.display(), n + 1));
+                    return None;
+                }
+            }
+        }
+        if points.is_empty() {
+            self.bad(key, format!("{}: the series has no points", path.display()));
+            return None;
+        }
+        Some(points)
+    }
+
+    fn workload(
+        &mut self,
+        w: &raw::RawWorkload,
+        regions: &BTreeMap<String, RegionId>,
+        groups: &BTreeMap<String, GroupId>,
+        duration: SimDuration,
+    ) -> Option<Workload> {
+        let arrival = match &w.arrival {
+            raw::RawArrival::Poisson { rate_per_s } => {
+                Arrival::Poisson { rate_per_s: self.number("workload.arrival.rate_per_s", *rate_per_s, 1e-9, 1.0e7) }
+            }
+            raw::RawArrival::Diurnal { mean_rate_per_s, amplitude, peak } => Arrival::Diurnal {
+                mean_rate_per_s: self.number("workload.arrival.mean_rate_per_s", *mean_rate_per_s, 1e-9, 1.0e7),
+                amplitude: self.number("workload.arrival.amplitude", *amplitude, 0.0, 1.0),
+                peak: self.duration("workload.arrival.peak", peak)?,
+            },
+            raw::RawArrival::Trace { path, format, time_scale } => {
+                let full = self.relative(path);
+                let scale = self.number("workload.arrival.time_scale", time_scale.unwrap_or(1.0), 1e-9, 1.0e9);
+                let opts = crate::trace::TraceOptions { limit: w.max_requests.map(|m| m as usize), ..Default::default() };
+                match crate::trace::load(&full, *format, &opts) {
+                    Ok(records) if records.is_empty() => {
+                        self.bad("workload.arrival.path", format!("trace {} has no records", full.display()));
+                        return None;
+                    }
+                    Ok(records) => Arrival::Trace { records: Arc::new(records), time_scale: scale },
+                    Err(e) => {
+                        self.bad("workload.arrival.path", e.to_string());
+                        return None;
+                    }
+                }
+            }
+        };
+        let lifetime = match &w.lifetime {
+            Some(d) => self.dist("workload.lifetime", d)?,
+            None if matches!(arrival, Arrival::Trace { .. }) => DurationDist::Fixed(duration),
+            None => {
+                self.bad("workload.lifetime", "a lifetime distribution is required, such as { dist = \"exponential\", mean = \"1h\" }");
+                return None;
+            }
+        };
+        let mut shapes = Vec::new();
+        if w.shapes.is_empty() && !matches!(arrival, Arrival::Trace { .. }) {
+            self.bad("workload.shapes", "at least one [[workload.shapes]] entry is required");
+        }
+        for (i, s) in w.shapes.iter().enumerate() {
+            let key = format!("workload.shapes[{i}]");
+            let vcpu = match &s.vcpu {
+                OneOrMany::One(v) => vec![*v],
+                OneOrMany::Many(v) => v.clone(),
+            };
+            if vcpu.is_empty() || vcpu.contains(&0) {
+                self.bad(&format!("{key}.vcpu"), "must be a whole number >= 1, or a non-empty list of them");
+            }
+            let memory_mib = match (&s.memory_gib, &s.memory_mib) {
+                (Some(_), Some(_)) => {
+                    self.bad(&format!("{key}.memory_gib"), "give memory_gib or memory_mib, not both");
+                    vec![1024]
+                }
+                (Some(OneOrMany::One(g)), None) => vec![gib_to_mib(self.number(&format!("{key}.memory_gib"), *g, 0.0, 1.0e6))],
+                (Some(OneOrMany::Many(g)), None) => g.iter().map(|g| gib_to_mib(self.number(&format!("{key}.memory_gib"), *g, 0.0, 1.0e6))).collect(),
+                (None, Some(OneOrMany::One(m))) => vec![*m],
+                (None, Some(OneOrMany::Many(m))) => m.clone(),
+                (None, None) => {
+                    self.bad(&key, "memory_gib or memory_mib is required");
+                    vec![1024]
+                }
+            };
+            if memory_mib.is_empty() {
+                self.bad(&format!("{key}.memory_mib"), "must not be an empty list");
+            }
+            let mut providers = 0u8;
+            for p in &s.providers {
+                providers |= 1 << p.index();
+            }
+            let mut rids = Vec::new();
+            for (j, r) in s.regions.iter().enumerate() {
+                if let Some(id) = self.region_ref(&format!("{key}.regions[{j}]"), r, regions) {
+                    rids.push(id);
+                }
+            }
+            let users_near = s.users_near.as_ref().and_then(|u| self.region_ref(&format!("{key}.users_near"), u, regions));
+            let group = match &s.group {
+                Some(g) => match groups.get(g) {
+                    Some(id) => Some(*id),
+                    None => {
+                        self.bad(&format!("{key}.group"), format!("no group named {g:?}; define it under [[groups]]"));
+                        None
+                    }
+                },
+                None => None,
+            };
+            shapes.push(Shape {
+                vcpu,
+                memory_mib,
+                gpu: s.gpu,
+                weight: self.number(&format!("{key}.weight"), s.weight.unwrap_or(1.0), 0.0, 1.0e9),
+                spot_allowed: s.spot_allowed,
+                providers,
+                regions: rids,
+                max_price_per_h: s.max_price_per_h.map(|m| self.number(&format!("{key}.max_price_per_h"), m, 0.0, 1.0e6)),
+                users_near,
+                group,
+                lifetime_hint: s.lifetime_hint,
+            });
+        }
+        if !shapes.is_empty() && shapes.iter().map(|s| s.weight).sum::<f64>() <= 0.0 {
+            self.bad("workload.shapes", "at least one shape needs a weight > 0");
+        }
+        let mut bursts = Vec::new();
+        for (i, b) in w.bursts.iter().enumerate() {
+            let key = format!("workload.bursts[{i}]");
+            let start = self.duration(&format!("{key}.start"), &b.start)?;
+            let len = self.duration(&format!("{key}.duration"), &b.duration)?;
+            let multiplier = self.number(&format!("{key}.multiplier"), b.multiplier, 0.0, 1.0e6);
+            for &s in &b.shapes {
+                if s >= shapes.len() {
+                    self.bad(&format!("{key}.shapes"), format!("shape index {s} does not exist (there are {} shapes, numbered from 0)", shapes.len()));
+                }
+            }
+            if start >= duration {
+                self.bad(&format!("{key}.start"), "starts after the end of the scenario");
+            }
+            bursts.push(Burst { start: SimTime(start.as_millis()), end: SimTime(start.as_millis()) + len, multiplier, shapes: b.shapes.clone() });
+        }
+        Some(Workload { arrival, lifetime, max_requests: w.max_requests, shapes, bursts })
+    }
+
+    fn faults(
+        &mut self,
+        faults: &[raw::RawFault],
+        names: &BTreeMap<String, RegionId>,
+        regions: &[Region],
+        zones: &[Zone],
+        duration: SimDuration,
+    ) -> Option<Vec<Fault>> {
+        let mut out = Vec::new();
+        for (i, f) in faults.iter().enumerate() {
+            let key = format!("faults[{i}]");
+            let window = |ck: &mut Self, at: &str, dur: &str| -> Option<(SimTime, SimTime)> {
+                let a = ck.duration(&format!("{key}.at"), at)?;
+                let d = ck.duration(&format!("{key}.duration"), dur)?;
+                if a >= duration {
+                    ck.bad(&format!("{key}.at"), format!("is after the end of the scenario ({duration})"));
+                }
+                Some((SimTime(a.as_millis()), SimTime(a.as_millis()) + d))
+            };
+            let fault = match f {
+                raw::RawFault::RegionOutage { region, at, duration: d, detect_after } => {
+                    let Some(r) = self.region_ref(&format!("{key}.region"), region, names) else { continue };
+                    let Some((at, end)) = window(self, at, d) else { continue };
+                    let detect_after = self.opt_duration(&format!("{key}.detect_after"), detect_after.as_deref(), SimDuration::ZERO);
+                    Fault { at, end, kind: FaultKind::Outage { region: r, zone: None, detect_after } }
+                }
+                raw::RawFault::ZoneOutage { region, zone, at, duration: d, detect_after } => {
+                    let Some(r) = self.region_ref(&format!("{key}.region"), region, names) else { continue };
+                    let Some(z) = regions[r.idx()].zones.iter().copied().find(|z| zones[z.idx()].name == *zone) else {
+                        self.bad(&format!("{key}.zone"), format!("region {region} has no zone {zone:?}"));
+                        continue;
+                    };
+                    let Some((at, end)) = window(self, at, d) else { continue };
+                    let detect_after = self.opt_duration(&format!("{key}.detect_after"), detect_after.as_deref(), SimDuration::ZERO);
+                    Fault { at, end, kind: FaultKind::Outage { region: r, zone: Some(z), detect_after } }
+                }
+                raw::RawFault::SpotStorm { region, provider, at, duration: d, interruption_multiplier, price_multiplier } => {
+                    let rs: Vec<RegionId> = match (region, provider) {
+                        (Some(name), None) => self.region_ref(&format!("{key}.region"), name, names).into_iter().collect(),
+                        (None, Some(p)) => (0..regions.len()).filter(|&i| regions[i].provider == *p).map(|i| RegionId(i as u16)).collect(),
+                        _ => {
+                            self.bad(&key, "a spot-storm names exactly one of region or provider");
+                            continue;
+                        }
+                    };
+                    let Some((at, end)) = window(self, at, d) else { continue };
+                    Fault {
+                        at,
+                        end,
+                        kind: FaultKind::SpotStorm {
+                            regions: rs,
+                            interruption_multiplier: self.number(&format!("{key}.interruption_multiplier"), *interruption_multiplier, 0.0, 1.0e4),
+                            price_multiplier: self.number(&format!("{key}.price_multiplier"), price_multiplier.unwrap_or(1.0), 0.0, 1.0e4),
+                        },
+                    }
+                }
+                raw::RawFault::PriceSpike { region, at, duration: d, multiplier, market } => {
+                    let Some(r) = self.region_ref(&format!("{key}.region"), region, names) else { continue };
+                    let Some((at, end)) = window(self, at, d) else { continue };
+                    let multiplier = self.number(&format!("{key}.multiplier"), *multiplier, 0.0, 1.0e4);
+                    Fault { at, end, kind: FaultKind::PriceSpike { region: r, multiplier, market: *market } }
+                }
+                raw::RawFault::CapacityCrunch { region, at, duration: d, fraction } => {
+                    let Some(r) = self.region_ref(&format!("{key}.region"), region, names) else { continue };
+                    let Some((at, end)) = window(self, at, d) else { continue };
+                    let fraction = self.number(&format!("{key}.fraction"), *fraction, 0.0, 1.0);
+                    Fault { at, end, kind: FaultKind::CapacityCrunch { region: r, fraction } }
+                }
+            };
+            out.push(fault);
+        }
+        Some(out)
+    }
+}
+
+fn gib_to_mib(g: f64) -> u64 {
+    if g.is_finite() && g > 0.0 { (g * 1024.0).round() as u64 } else { 0 }
+}
+
+/// One-way network latency between two points: 1 ms inside a region, else the great-circle
+/// distance at 100 km per ms (light in fibre at ~2/3 c with a 1.5× route factor... roughly) plus 2 ms.
+fn latency_between(a: (f64, f64), b: (f64, f64)) -> f64 {
+    if a == b {
+        return 1.0;
+    }
+    let (la1, lo1, la2, lo2) = (a.0.to_radians(), a.1.to_radians(), b.0.to_radians(), b.1.to_radians());
+    let h = ((la2 - la1) / 2.0).sin().powi(2) + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
+    let km = 2.0 * 6371.0 * h.sqrt().min(1.0).asin();
+    2.0 + km / 100.0
+}
+
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn split_path(key: &str) -> Vec<Seg<'_>> {
+    let mut out = Vec::new();
+    for part in key.split('.') {
+        let (name, rest) = part.split_once('[').map_or((part, ""), |(n, r)| (n, r));
+        if !name.is_empty() {
+            out.push(Seg::Key(name));
+        }
+        for idx in rest.split('[') {
+            if let Ok(i) = idx.trim_end_matches(']').parse() {
+                out.push(Seg::Index(i));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_grows_with_distance() {
+        let nyc = (40.7, -74.0);
+        let london = (51.5, -0.1);
+        let l = latency_between(nyc, london);
+        // ~5,570 km → 2 + 55.7 ms.
+        assert!((l - 57.7).abs() < 1.0, "{l}");
+        assert_eq!(latency_between(nyc, nyc), 1.0);
+    }
+
+    #[test]
+    fn paths_split() {
+        let segs = split_path("workload.shapes[2].vcpu");
+        assert_eq!(segs.len(), 4);
+        assert!(matches!(segs[2], Seg::Index(2)));
+    }
+}

@@ -1,0 +1,323 @@
+//! The scenario file as written: serde types that mirror the TOML, with unknown keys rejected.
+//! Nothing here is checked beyond syntax and types; [`super::check`] turns it into a
+//! [`super::Scenario`].
+
+use engine::{PolicyConfig, Provider};
+use serde::Deserialize;
+
+/// A number, or a list of numbers to choose from uniformly.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    /// One value.
+    One(T),
+    /// A uniform choice among these.
+    Many(Vec<T>),
+}
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    /// Scenario name (names the default output folder).
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Simulated time span, such as "6h".
+    pub duration: String,
+    /// Time-series resolution, default "1m".
+    #[serde(default)]
+    pub sample_interval: Option<String>,
+    /// The placement policy.
+    #[serde(default)]
+    pub policy: Option<PolicyConfig>,
+    /// Engine settings.
+    #[serde(default)]
+    pub engine: RawEngine,
+    /// Money.
+    #[serde(default)]
+    pub cost: RawCost,
+    /// Machine shapes.
+    #[serde(default)]
+    pub instance_types: Vec<RawInstanceType>,
+    /// Regions.
+    #[serde(default)]
+    pub regions: Vec<RawRegion>,
+    /// Cloud offers.
+    #[serde(default)]
+    pub offers: Vec<RawOffer>,
+    /// On-prem pools.
+    #[serde(default)]
+    pub pools: Vec<RawPool>,
+    /// Deployment groups with their budgets.
+    #[serde(default)]
+    pub groups: Vec<RawGroup>,
+    /// Demand.
+    pub workload: RawWorkload,
+    /// Outages, storms, spikes.
+    #[serde(default)]
+    pub faults: Vec<RawFault>,
+}
+
+/// `[engine]`: durations as strings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEngine {
+    pub capacity_backoff: Option<String>,
+    pub spot_block: Option<String>,
+    pub max_attempts: Option<u32>,
+    pub retry_backoff: Option<String>,
+    pub retry_backoff_max: Option<String>,
+    pub queue_timeout: Option<String>,
+    pub replace_on_notice: Option<bool>,
+    pub interruption_half_life: Option<String>,
+}
+
+/// `[cost]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCost {
+    /// Hard cap on the fleet's spend, $/h.
+    pub max_per_h: Option<f64>,
+    /// Billing granularity, default "1s".
+    pub billing_granularity: Option<String>,
+    /// Minimum charge, default "60s".
+    pub billing_minimum: Option<String>,
+    /// Egress prices $/GiB.
+    pub egress_inter_zone_per_gib: Option<f64>,
+    pub egress_inter_region_per_gib: Option<f64>,
+    pub egress_inter_cloud_per_gib: Option<f64>,
+    /// Reservations and savings plans.
+    #[serde(default)]
+    pub commitments: Vec<RawCommitment>,
+}
+
+/// A commitment; reserved instances name their offer as "region/zone/instance-type".
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RawCommitment {
+    /// Reserved instances.
+    Reserved { offer: String, count: u32, fee_per_h: f64 },
+    /// A savings plan.
+    SavingsPlan { provider: Provider, committed_per_h: f64, discount: f64 },
+}
+
+/// `[[instance_types]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInstanceType {
+    pub name: String,
+    pub vcpu: u32,
+    pub memory_gib: f64,
+    #[serde(default)]
+    pub gpu: u32,
+}
+
+/// A duration distribution as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "dist", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RawDist {
+    Fixed { value: String },
+    Uniform { min: String, max: String },
+    Exponential { mean: String },
+    Lognormal { median: String, sigma: f64 },
+    Pareto { scale: String, shape: f64 },
+    Weibull { scale: String, shape: f64 },
+}
+
+/// `[[regions]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegion {
+    pub name: String,
+    pub provider: Provider,
+    #[serde(default)]
+    pub zones: Vec<String>,
+    /// `[latitude, longitude]` in degrees, for latency.
+    pub location: [f64; 2],
+    #[serde(default)]
+    pub carbon_g_per_kwh: Option<f64>,
+    #[serde(default)]
+    pub provision_delay: Option<RawDist>,
+    #[serde(default)]
+    pub api_error_rate: Option<f64>,
+    #[serde(default)]
+    pub throttle_rate: Option<f64>,
+    #[serde(default)]
+    pub crash_rate_per_h: Option<f64>,
+}
+
+/// `[[offers]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOffer {
+    pub region: String,
+    /// Zones to offer in (default: every zone of the region).
+    #[serde(default)]
+    pub zones: Vec<String>,
+    pub instance_type: String,
+    /// On-demand $/h.
+    pub on_demand: f64,
+    /// Instances per zone.
+    pub capacity: u32,
+    #[serde(default)]
+    pub spot: Option<RawSpot>,
+}
+
+/// A spot market.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpot {
+    /// Starting (and long-run mean) price $/h.
+    pub price: Option<f64>,
+    /// Std-dev of log-price change per step.
+    #[serde(default)]
+    pub volatility: Option<f64>,
+    /// Pull towards the mean per step, 0..1.
+    #[serde(default)]
+    pub mean_reversion: Option<f64>,
+    /// Interruptions per instance-hour.
+    #[serde(default)]
+    pub interruption_rate_per_h: Option<f64>,
+    /// How often price and interruptions are drawn, default "5m".
+    #[serde(default)]
+    pub step: Option<String>,
+    /// A recorded series instead of the random process: CSV `time_s,price_per_h,interruption_rate_per_h`.
+    #[serde(default)]
+    pub series: Option<String>,
+}
+
+/// `[[pools]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    pub name: String,
+    pub region: String,
+    #[serde(default)]
+    pub zone: Option<String>,
+    pub hosts: u32,
+    pub host_vcpu: u32,
+    pub host_memory_gib: f64,
+    #[serde(default)]
+    pub host_gpu: u32,
+    /// $ per vCPU-hour.
+    pub per_vcpu_h: f64,
+    /// $ per GiB-hour.
+    #[serde(default)]
+    pub per_gib_h: f64,
+    #[serde(default)]
+    pub fit: Option<engine::Fit>,
+}
+
+/// `[[groups]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    pub name: String,
+    #[serde(default)]
+    pub budget_per_h: Option<f64>,
+}
+
+/// `[workload]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkload {
+    pub arrival: RawArrival,
+    #[serde(default)]
+    pub lifetime: Option<RawDist>,
+    #[serde(default)]
+    pub max_requests: Option<u64>,
+    #[serde(default)]
+    pub shapes: Vec<RawShape>,
+    #[serde(default)]
+    pub bursts: Vec<RawBurst>,
+}
+
+/// How requests arrive.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "process", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RawArrival {
+    /// Constant-rate Poisson.
+    Poisson { rate_per_s: f64 },
+    /// Poisson with a daily sinusoidal rate.
+    Diurnal { mean_rate_per_s: f64, amplitude: f64, peak: String },
+    /// Replay of a recorded trace.
+    Trace {
+        path: String,
+        format: crate::trace::TraceFormat,
+        #[serde(default)]
+        time_scale: Option<f64>,
+    },
+}
+
+/// One request shape of the mix.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShape {
+    pub vcpu: OneOrMany<u32>,
+    #[serde(default)]
+    pub memory_gib: Option<OneOrMany<f64>>,
+    #[serde(default)]
+    pub memory_mib: Option<OneOrMany<u64>>,
+    #[serde(default)]
+    pub gpu: u32,
+    #[serde(default)]
+    pub weight: Option<f64>,
+    #[serde(default)]
+    pub spot_allowed: bool,
+    #[serde(default)]
+    pub providers: Vec<Provider>,
+    #[serde(default)]
+    pub regions: Vec<String>,
+    #[serde(default)]
+    pub max_price_per_h: Option<f64>,
+    #[serde(default)]
+    pub users_near: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Pass the lifetime to the engine as a hint.
+    #[serde(default)]
+    pub lifetime_hint: bool,
+}
+
+/// A burst: the arrival rate times `multiplier` during `[start, start + duration)`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBurst {
+    pub start: String,
+    pub duration: String,
+    pub multiplier: f64,
+    /// Shapes used during the burst (indices into `shapes`); default all.
+    #[serde(default)]
+    pub shapes: Vec<usize>,
+}
+
+/// `[[faults]]`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RawFault {
+    /// A whole region goes down.
+    RegionOutage { region: String, at: String, duration: String, #[serde(default)] detect_after: Option<String> },
+    /// One zone goes down.
+    ZoneOutage { region: String, zone: String, at: String, duration: String, #[serde(default)] detect_after: Option<String> },
+    /// Spot interruptions multiply in a region (all regions of a provider with `provider`).
+    SpotStorm {
+        #[serde(default)]
+        region: Option<String>,
+        #[serde(default)]
+        provider: Option<Provider>,
+        at: String,
+        duration: String,
+        interruption_multiplier: f64,
+        #[serde(default)]
+        price_multiplier: Option<f64>,
+    },
+    /// Prices of a region's offers multiply.
+    PriceSpike { region: String, at: String, duration: String, multiplier: f64, #[serde(default)] market: Option<engine::Market> },
+    /// The cloud's real capacity in a region shrinks to a fraction (the engine does not know).
+    CapacityCrunch { region: String, at: String, duration: String, fraction: f64 },
+}
+
