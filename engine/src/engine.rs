@@ -433,7 +433,9 @@ impl Engine {
     fn on_failed(&mut self, instance: InstanceId, cause: FailureCause, now: SimTime, out: &mut Vec<Action>) {
         let Some(inst) = self.instances.get(&instance) else { return };
         let (vm, was_running, offer, market) = (inst.vm, inst.running, inst.charge.offer, inst.charge.market);
-        self.end_instance(instance, now);
+        // A create call that failed made nothing to bill; an instance that died had been billed since its create call.
+        let never_existed = matches!(cause, FailureCause::InsufficientCapacity | FailureCause::ApiError | FailureCause::Throttled);
+        self.end_instance_billed(instance, now, !(never_existed && !was_running));
         match cause {
             FailureCause::InsufficientCapacity => self.snapshot.avoid(offer, market, now + self.config.capacity_backoff),
             FailureCause::Interrupted => self.snapshot.record_interruption(offer, now, now + self.config.spot_block),
@@ -470,7 +472,11 @@ impl Engine {
         // Provisioning failed.
         if entry.attempts >= self.config.max_attempts {
             self.vms.remove(&vm);
-            out.push(Action::Reject { vm, reason: RejectReason::NoCapacity });
+            let reason = match cause {
+                FailureCause::ApiError | FailureCause::Throttled => RejectReason::ProvisioningFailed,
+                _ => RejectReason::NoCapacity,
+            };
+            out.push(Action::Reject { vm, reason });
             return;
         }
         let reason = if entry.lost { ProvisionReason::Failover } else { ProvisionReason::Retry };
@@ -518,8 +524,17 @@ impl Engine {
     }
 
     fn end_instance(&mut self, instance: InstanceId, now: SimTime) {
+        self.end_instance_billed(instance, now, true);
+    }
+
+    /// Removes an instance and gives back what it held; bills it unless it never existed
+    /// (a create call that failed).
+    fn end_instance_billed(&mut self, instance: InstanceId, now: SimTime, billable: bool) {
         if let Some(e) = self.instances.remove(&instance) {
             let usd = self.snapshot.release(&e.charge, now);
+            if !billable {
+                return;
+            }
             self.bills.push(Bill { instance, vm: e.vm, offer: e.charge.offer, market: e.charge.market, start: e.charge.start, end: now, usd });
         }
     }

@@ -152,6 +152,8 @@ pub enum RejectReason {
     OverMaxPrice,
     /// Every remaining offer would break the budget cap.
     OverBudget,
+    /// Create calls kept failing (API errors, throttling) until the attempts ran out.
+    ProvisioningFailed,
 }
 
 impl RejectReason {
@@ -162,6 +164,7 @@ impl RejectReason {
             RejectReason::NoCapacity => "no-capacity",
             RejectReason::OverMaxPrice => "over-max-price",
             RejectReason::OverBudget => "over-budget",
+            RejectReason::ProvisioningFailed => "provisioning-failed",
         }
     }
 }
@@ -322,6 +325,7 @@ impl Snapshot {
                 RejectReason::NoCapacity => 1,
                 RejectReason::OverMaxPrice => 2,
                 RejectReason::OverBudget => 3,
+                RejectReason::ProvisioningFailed => 4,
             };
             if rank(r) > rank(*seen) {
                 *seen = r;

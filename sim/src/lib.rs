@@ -20,6 +20,7 @@
 
 pub mod cloud;
 pub mod dist;
+#[cfg(feature = "parquet")]
 pub mod output;
 pub mod queue;
 pub mod results;

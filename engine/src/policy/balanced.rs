@@ -13,17 +13,22 @@ use crate::model::{Market, VmRequest};
 use crate::snapshot::{Candidate, Snapshot};
 use crate::time::SimTime;
 
-/// Objective weights (any non-negative numbers, not all zero; they are normalised).
+/// Objective weights (any non-negative numbers, not all zero; they are normalised). A weight left
+/// out of a `weights` table is zero: `weights = { energy = 1 }` optimises for carbon alone.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct Weights {
     /// Weight of cost.
+    #[serde(default)]
     pub cost: f64,
     /// Weight of latency.
+    #[serde(default)]
     pub performance: f64,
     /// Weight of spread and interruption risk.
+    #[serde(default)]
     pub availability: f64,
     /// Weight of carbon emissions.
+    #[serde(default)]
     pub energy: f64,
 }
 

@@ -89,9 +89,9 @@ fn api_errors_retry_with_exponential_backoff_then_reject() {
     // Throttling backs off the same way: 10 s × 2¹ = 20 s, until 12 + 20 = 32 s.
     assert_eq!(run.at(secs(12), failed(1, FailureCause::Throttled)), [retry_timer(secs(32), 1)]);
     assert_eq!(provisioned(&run.at(secs(32), fire(1))).0, 2); // attempt 3
-    // Third failure with max_attempts = 3: rejected.
+    // Third failure with max_attempts = 3: rejected, saying the create calls kept failing.
     let actions = run.at(secs(33), failed(2, FailureCause::ApiError));
-    assert_eq!(actions, [Action::Reject { vm: VmId(1), reason: RejectReason::NoCapacity }]);
+    assert_eq!(actions, [Action::Reject { vm: VmId(1), reason: RejectReason::ProvisioningFailed }]);
     assert_eq!((run.engine.tracked_vms(), run.engine.tracked_instances()), (0, 0));
     // A stale timer for the rejected VM does nothing.
     assert_eq!(run.at(secs(40), fire(1)), []);

@@ -168,6 +168,8 @@ struct Checker {
     live: BTreeSet<InstanceId>,
     /// Terminated by the engine or reported failed while live.
     ended: BTreeSet<InstanceId>,
+    /// Ended without a bill: create calls that failed.
+    unbilled: BTreeSet<InstanceId>,
     billed: BTreeSet<InstanceId>,
     /// The VM of every instance provisioned.
     vm_of: BTreeMap<InstanceId, VmId>,
@@ -190,6 +192,7 @@ impl Checker {
             group_budgets: setup.group_budget.map(|b| (GroupId(0), b)).into_iter().collect(),
             live: BTreeSet::new(),
             ended: BTreeSet::new(),
+            unbilled: BTreeSet::new(),
             billed: BTreeSet::new(),
             vm_of: BTreeMap::new(),
             running: BTreeSet::new(),
@@ -236,8 +239,15 @@ impl Checker {
     /// Bookkeeping for an event about to be handled.
     fn before(&mut self, event: &Event, engine: &Engine) {
         match event {
-            Event::InstanceFailed { instance, .. } if self.live.remove(instance) => {
-                self.running.remove(instance);
+            Event::InstanceFailed { instance, cause } if self.live.remove(instance) => {
+                // A create call that failed before the instance ran made nothing to bill.
+                let never_existed = matches!(
+                    cause,
+                    FailureCause::InsufficientCapacity | FailureCause::ApiError | FailureCause::Throttled
+                );
+                if !self.running.remove(instance) && never_existed {
+                    self.unbilled.insert(*instance);
+                }
                 self.ended.insert(*instance);
             }
             Event::InstanceRunning { instance } if self.live.contains(instance) => {
@@ -329,7 +339,8 @@ impl Checker {
             prop_assert!(bill.usd.is_finite() && bill.usd >= 0.0, "bill {bill:?}");
             bills.push(bill);
         }
-        prop_assert_eq!(&self.billed, &self.ended, "(b) ended instances without a bill");
+        let billable: BTreeSet<InstanceId> = self.ended.difference(&self.unbilled).copied().collect();
+        prop_assert_eq!(&self.billed, &billable, "(b) ended instances without a bill, or failed creates billed");
 
         // (d) the fleet cap and group budgets.
         let snap = engine.snapshot();

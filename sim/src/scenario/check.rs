@@ -343,7 +343,7 @@ impl Checker<'_> {
                 fit: p.fit.unwrap_or(Fit::FirstFit),
             });
         }
-        if offers.is_empty() {
+        if raw.offers.is_empty() && raw.pools.is_empty() {
             self.bad("offers", "the scenario sells nothing: add [[offers]] or [[pools]]");
         }
 
@@ -420,6 +420,10 @@ impl Checker<'_> {
         let workload = self.workload(&raw.workload, &region_ids, &group_ids, duration);
         let faults = self.faults(&raw.faults, &region_ids, &regions, &zones, duration);
 
+        if !self.problems.is_empty() {
+            // Later checks would only repeat the problems already found in other words.
+            return None;
+        }
         let catalog = match Catalog::new(regions, zones, instance_types, offers, pools, latency_ms) {
             Ok(c) => c,
             Err(e) => {

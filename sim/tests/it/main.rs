@@ -1,1 +1,20 @@
-fn main(){}
+//! Integration tests of the simulator: one binary, a module per topic.
+
+mod bad_input;
+mod cli;
+mod determinism;
+mod exact;
+mod scenarios;
+mod schema;
+
+use std::path::PathBuf;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A shipped scenario file.
+pub fn scenario_path(name: &str) -> PathBuf {
+    root().join("scenarios").join(name)
+}
