@@ -49,6 +49,9 @@ impl OfferState {
 }
 
 fn decay(value: f64, dt: SimDuration, half_life: SimDuration) -> f64 {
+    if value == 0.0 {
+        return 0.0;
+    }
     if half_life == SimDuration::ZERO {
         return 0.0;
     }

@@ -89,3 +89,52 @@ fn minimum_charge_applies_to_short_vms() {
     // It never ran: released before its 60 s boot finished.
     assert_eq!(r.summary.requests_served, 0);
 }
+
+#[test]
+fn recorded_spot_series_drives_prices_and_billing() {
+    // One spot-allowed VM for the whole 2 h run on a spot market replaying a recorded series:
+    // $0.03/h from 0 s, $0.05/h from 1800 s, $0.02/h from 3600 s, never interrupted.
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        dir.path().join("series.csv"),
+        "time_s,price_per_h,interruption_rate_per_h\n0,0.03,0\n1800,0.05,0\n3600,0.02,0\n",
+    )
+    .expect("series");
+    std::fs::write(dir.path().join("t.csv"), "arrival_s,lifetime_s,vcpu,memory_mib\n0,7200,2,4096\n").expect("trace");
+    let text = r#"
+name = "series"
+seed = 1
+duration = "2h"
+[[instance_types]]
+name = "small"
+vcpu = 2
+memory_gib = 4
+[[regions]]
+name = "r1"
+provider = "gcp"
+location = [0.0, 0.0]
+provision_delay = { dist = "fixed", value = "60s" }
+[[offers]]
+region = "r1"
+instance_type = "small"
+on_demand = 0.10
+capacity = 2
+spot = { series = "series.csv" }
+[workload]
+arrival = { process = "trace", path = "t.csv", format = "simple" }
+[[workload.shapes]]
+vcpu = 2
+memory_gib = 4
+spot_allowed = true
+"#;
+    let s = sim::scenario::parse(text, &dir.path().join("s.toml")).expect("valid");
+    let r = sim::run(&s, &RunOptions::default(), &mut ()).expect("runs");
+    // Cost-optimized takes spot: 0.03 + 0.02 prior interruptions/h × $0.5 = 0.04 < 0.10 on demand.
+    assert_eq!(r.vms[0].first_market, Some(engine::Market::Spot));
+    // The engine is told of each recorded change, at its time.
+    let changes: Vec<(f64, f64)> = r.prices.iter().map(|p| (p.time_s, p.price_per_h)).collect();
+    assert_eq!(changes, [(1800.0, 0.05), (3600.0, 0.02)]);
+    // Billed exactly over the series: 0.5 h × 0.03 + 0.5 h × 0.05 + 1 h × 0.02 = $0.06.
+    assert!((r.summary.total_cost_usd - 0.06).abs() < 1e-12, "{}", r.summary.total_cost_usd);
+    assert_eq!(r.summary.spot_interruptions, 0);
+}
