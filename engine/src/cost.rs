@@ -123,7 +123,7 @@ pub struct CostModel {
 impl CostModel {
     /// The fixed hourly fees of all commitments.
     pub fn commitment_fees_per_h(&self) -> f64 {
-        self.commitments.iter().map(Commitment::fee_per_h).sum()
+        self.commitments.iter().map(Commitment::fee_per_h).fold(0.0, |a, b| a + b)
     }
 }
 

@@ -432,7 +432,8 @@ impl Checker<'_> {
             }
         };
         // Every shape must fit somewhere, or every request of that shape would be rejected.
-        if let Some(w) = &workload {
+        // (With a trace, shapes are templates: sizes come from the records.)
+        if let Some(w) = workload.as_ref().filter(|w| !matches!(w.arrival, Arrival::Trace { .. })) {
             for (i, s) in w.shapes.iter().enumerate() {
                 let biggest = Resources { vcpu: s.vcpu.iter().copied().max().unwrap_or(0), memory_mib: s.memory_mib.iter().copied().max().unwrap_or(0), gpu: s.gpu };
                 if !catalog.offers.iter().any(|o| catalog.offer_fits(o, &biggest)) {

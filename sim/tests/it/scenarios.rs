@@ -26,6 +26,12 @@ fn every_shipped_scenario_is_valid() {
     }
 }
 
+fn run(name: &str) -> (sim::Scenario, sim::results::RunResults) {
+    let s = sim::scenario::load(&crate::scenario_path(name)).expect("valid");
+    let r = sim::run(&s, &RunOptions::default(), &mut ()).expect("runs");
+    (s, r)
+}
+
 #[test]
 fn small_scenarios_run_and_serve_most_requests() {
     for p in shipped() {
@@ -33,8 +39,7 @@ fn small_scenarios_run_and_serve_most_requests() {
         if LARGE.contains(&name.as_str()) {
             continue;
         }
-        let s = sim::scenario::load(&p).expect("valid");
-        let r = sim::run(&s, &RunOptions::default(), &mut ()).expect("runs");
+        let (_, r) = run(&name);
         let m = &r.summary;
         assert!(m.requests_total > 0, "{name}: no requests");
         assert!(m.requests_served as f64 >= 0.5 * m.requests_total as f64, "{name}: served {} of {}", m.requests_served, m.requests_total);
@@ -44,9 +49,54 @@ fn small_scenarios_run_and_serve_most_requests() {
 }
 
 #[test]
+fn regional_outage_fails_over_and_avoids_the_dead_region() {
+    let (s, r) = run("regional-outage.toml");
+    let m = &r.summary;
+    assert!(m.cloud.outage_losses > 0, "the outage kills instances");
+    assert_eq!(m.failovers, m.cloud.outage_losses, "every VM lost in the outage is recovered");
+    assert!(m.mean_time_to_recover_s.is_some_and(|t| t > 0.0 && t < 600.0), "{:?}", m.mean_time_to_recover_s);
+    // Once the outage is detected (2 h + 1 min) and until it ends (2 h 45 min), nothing new goes there.
+    let dead = s.catalog.region_by_name("aws-us-east-1").expect("region");
+    for v in r.vms.iter().filter(|v| v.arrival_s > 7260.0 && v.arrival_s < 9900.0) {
+        if let Some(o) = v.first_offer {
+            assert_ne!(s.catalog.offers[o.idx()].region, dead, "VM {} placed in the dead region", v.vm_id);
+        }
+    }
+}
+
+#[test]
+fn spot_storm_interrupts_and_replaces() {
+    let (_, r) = run("spot-storm.toml");
+    let m = &r.summary;
+    assert!(m.spot_interruptions > 100, "{}", m.spot_interruptions);
+    // Most interrupted VMs get a replacement running before the two-minute notice runs out.
+    assert!(m.migrations * 2 > m.spot_interruptions, "{} migrations for {} interruptions", m.migrations, m.spot_interruptions);
+    // The storm (2 h to 3 h) shows in the time series: interruptions pile up faster during it.
+    let at = |t: f64| r.samples.iter().rfind(|x| x.time_s <= t).map_or(0, |x| x.interruptions_total);
+    assert!(at(10_800.0) - at(7_200.0) > 3 * (at(7_200.0) - at(3_600.0)), "storm not visible");
+}
+
+#[test]
+fn cost_optimized_uses_commitments_on_prem_and_the_budget() {
+    let (_, r) = run("cost-optimized.toml");
+    let m = &r.summary;
+    assert!(m.commitment_fees_usd > 0.0);
+    assert!(m.cost_by_provider_usd["onprem"] > 0.0, "the on-prem pool is used");
+    assert!(m.rejected_by_reason.get("over-budget").is_some_and(|n| *n > 0), "the budget binds: {:?}", m.rejected_by_reason);
+}
+
+#[test]
+fn trace_replays_every_record() {
+    // 300 VMs in the Azure sample, 328 task lives in the Google sample, 506 rows in ours.
+    for (file, n) in [("trace-replay.toml", 300), ("trace-replay-google.toml", 328), ("trace-replay-simple.toml", 506)] {
+        let (_, r) = run(file);
+        assert_eq!(r.summary.requests_total, n, "{file}");
+    }
+}
+
+#[test]
 fn burst_spills_from_aws_into_the_other_clouds() {
-    let s = sim::scenario::load(&crate::scenario_path("burst.toml")).expect("valid");
-    let r = sim::run(&s, &RunOptions::default(), &mut ()).expect("runs");
+    let (s, r) = run("burst.toml");
     let m = &r.summary;
     let provider = |v: &sim::results::VmRecord| v.first_offer.map(|o| s.catalog.provider_of(o));
     // Front-ends (shape 0, on demand) are placed on AWS before the burst (reserved m5.large there,
