@@ -232,6 +232,9 @@ pub struct VmRequest {
     pub users_near: Option<RegionId>,
     /// Group for spreading (a deployment); VMs in one group are spread against each other.
     pub group: Option<GroupId>,
+    /// Data the VM sends to its users, GiB per hour: billed at the egress price from the VM's
+    /// region to `users_near` (or out to the internet when no users' region is given).
+    pub egress_gib_per_h: f64,
 }
 
 impl VmRequest {
@@ -248,6 +251,7 @@ impl VmRequest {
             lifetime_hint: None,
             users_near: None,
             group: None,
+            egress_gib_per_h: 0.0,
         }
     }
     /// Whether the request may run at `region`/`zone` of `provider`.

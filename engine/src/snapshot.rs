@@ -133,8 +133,11 @@ pub struct Candidate {
     pub provider: Provider,
     /// List price for this request, $/h.
     pub price_per_h: f64,
-    /// What it would add to the bill, $/h: zero when a commitment already pays for it.
+    /// What it would add to the bill, $/h: the instance price (zero when a commitment already
+    /// pays for it) plus egress.
     pub marginal_per_h: f64,
+    /// Egress to the request's users, $/h (included in `marginal_per_h`).
+    pub egress_per_h: f64,
     /// For pools: the host the pool's own fit picks.
     pub host: Option<HostId>,
     /// Which commitment would pay.
@@ -191,6 +194,8 @@ pub struct Charge {
     qty: f64,
     /// Fixed part of the rate (pool memory), $/h.
     fixed_per_h: f64,
+    /// Egress, $/h, billed whatever the coverage.
+    egress_per_h: f64,
     /// Price integral at the start.
     start_accrued: f64,
     /// Billing start.
@@ -378,7 +383,16 @@ impl Snapshot {
                 } else {
                     Coverage::None
                 };
-                let marginal_per_h = if coverage == Coverage::None { price_per_h } else { 0.0 };
+                let egress_per_h = if req.egress_gib_per_h > 0.0 {
+                    let per_gib = match req.users_near {
+                        Some(u) => self.cost.egress.per_gib(&self.catalog, offer.region, u, false),
+                        None => self.cost.egress.inter_cloud_per_gib,
+                    };
+                    req.egress_gib_per_h * per_gib
+                } else {
+                    0.0
+                };
+                let marginal_per_h = if coverage == Coverage::None { price_per_h } else { 0.0 } + egress_per_h;
                 let over_fleet = fleet_cap.is_some_and(|cap| fleet_rate + marginal_per_h > cap + 1e-9);
                 let over_group = group_cap.is_some_and(|cap| group_rate + marginal_per_h > cap + 1e-9);
                 if over_fleet || over_group {
@@ -394,6 +408,7 @@ impl Snapshot {
                     provider: region.provider,
                     price_per_h,
                     marginal_per_h,
+                    egress_per_h,
                     host,
                     coverage,
                     free_capacity,
@@ -446,14 +461,16 @@ impl Snapshot {
             Coverage::Reserved(i) => self.commitment_used[i as usize] += 1.0,
             Coverage::SavingsPlan(i, amount) => self.commitment_used[i as usize] += amount,
         }
+        self.rate_by_provider[cand.provider.index()] += cand.egress_per_h;
         self.spread.add(cand.provider, cand.region, cand.zone, 1);
         if let Some(g) = req.group {
             let counts = self.groups.entry(g).or_default();
             counts.add(cand.provider, cand.region, cand.zone, 1);
-            if cand.coverage == Coverage::None {
+            let (q, f) = if cand.coverage == Coverage::None { (qty, fixed_per_h) } else { (0.0, 0.0) };
+            if q > 0.0 || f + cand.egress_per_h > 0.0 {
                 let e = counts.spend.entry((cand.offer, market_idx(cand.market) as u8)).or_default();
-                e.0 += qty;
-                e.1 += fixed_per_h;
+                e.0 += q;
+                e.1 += f + cand.egress_per_h;
             }
         }
         Charge {
@@ -465,6 +482,7 @@ impl Snapshot {
             coverage: cand.coverage,
             qty,
             fixed_per_h,
+            egress_per_h: cand.egress_per_h,
             start_accrued,
             start: now,
         }
@@ -500,18 +518,19 @@ impl Snapshot {
                 *u = (*u - amount).max(0.0);
             }
         }
+        let r = &mut self.rate_by_provider[provider.index()];
+        *r = (*r - charge.egress_per_h).max(0.0);
         self.spread.add(provider, region, zone, -1);
         if let Some(g) = charge.group {
             if let Some(counts) = self.groups.get_mut(&g) {
                 counts.add(provider, region, zone, -1);
-                if charge.coverage == Coverage::None {
-                    let key = (charge.offer, market_idx(charge.market) as u8);
-                    if let Some(e) = counts.spend.get_mut(&key) {
-                        e.0 -= charge.qty;
-                        e.1 -= charge.fixed_per_h;
-                        if e.0 <= 1e-9 {
-                            counts.spend.remove(&key);
-                        }
+                let (q, f) = if charge.coverage == Coverage::None { (charge.qty, charge.fixed_per_h) } else { (0.0, 0.0) };
+                let key = (charge.offer, market_idx(charge.market) as u8);
+                if let Some(e) = counts.spend.get_mut(&key) {
+                    e.0 -= q;
+                    e.1 -= f + charge.egress_per_h;
+                    if e.0 <= 1e-9 && e.1 <= 1e-9 {
+                        counts.spend.remove(&key);
                     }
                 }
                 if counts.total == 0 {
@@ -523,19 +542,23 @@ impl Snapshot {
     }
 
     /// What an instance costs for `[start, now)`: the integral of its price, rounded up to the
-    /// billing granularity, at least the minimum charge; zero when a commitment pays for it.
+    /// billing granularity, at least the minimum charge (zero when a commitment pays for it),
+    /// plus its egress for the time used.
     pub fn bill(&self, charge: &Charge, now: SimTime) -> f64 {
+        let used = now.since(charge.start);
+        // Egress is billed on use, whoever pays for the instance.
+        let egress = charge.egress_per_h * used.as_hours_f64();
         if charge.coverage != Coverage::None {
-            return 0.0;
+            return egress;
         }
         let st = &self.offers[charge.offer.idx()];
         let (unit, accrued) = st.price(charge.market).map_or((0.0, 0.0), |p| (p.price_per_h, p.at(now)));
-        let used = now.since(charge.start);
         let billed = self.cost.billing.billed_duration(used);
         let extra_h = billed.as_hours_f64() - used.as_hours_f64();
         charge.qty * (accrued - charge.start_accrued)
             + charge.fixed_per_h * used.as_hours_f64()
             + (charge.qty * unit + charge.fixed_per_h) * extra_h
+            + egress
     }
 
     /// A new price for one market of an offer, from `now` on.

@@ -148,6 +148,7 @@ fn apply_shape(req: &mut VmRequest, s: &Shape, lifetime: Option<SimDuration>) {
     req.spot_allowed = s.spot_allowed;
     req.users_near = s.users_near;
     req.group = s.group;
+    req.egress_gib_per_h = s.egress_gib_per_h;
     if s.lifetime_hint {
         req.lifetime_hint = lifetime;
     }

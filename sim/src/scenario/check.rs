@@ -638,6 +638,7 @@ impl Checker<'_> {
                 users_near,
                 group,
                 lifetime_hint: s.lifetime_hint,
+                egress_gib_per_h: self.number(&format!("{key}.egress_gib_per_h"), s.egress_gib_per_h.unwrap_or(0.0), 0.0, 1.0e6),
             });
         }
         if !shapes.is_empty() && shapes.iter().map(|s| s.weight).sum::<f64>() <= 0.0 {

@@ -158,6 +158,8 @@ pub struct Shape {
     pub group: Option<GroupId>,
     /// Whether to pass the lifetime to the engine.
     pub lifetime_hint: bool,
+    /// Data sent to its users, GiB/h.
+    pub egress_gib_per_h: f64,
 }
 
 /// A burst window.

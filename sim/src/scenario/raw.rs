@@ -281,6 +281,9 @@ pub struct RawShape {
     /// Pass the lifetime to the engine as a hint.
     #[serde(default)]
     pub lifetime_hint: bool,
+    /// Data sent to its users, GiB/h (billed as egress).
+    #[serde(default)]
+    pub egress_gib_per_h: Option<f64>,
 }
 
 /// A burst: the arrival rate times `multiplier` during `[start, start + duration)`.

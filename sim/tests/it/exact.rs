@@ -138,3 +138,52 @@ spot_allowed = true
     assert!((r.summary.total_cost_usd - 0.06).abs() < 1e-12, "{}", r.summary.total_cost_usd);
     assert_eq!(r.summary.spot_interruptions, 0);
 }
+
+#[test]
+fn egress_to_users_is_priced_into_placement_and_billed() {
+    // Two regions of different clouds at the same list price; users near r2. Each VM sends
+    // 10 GiB/h to its users: from r2 that is inter-zone traffic at $0.01/GiB = $0.10/h, from r1
+    // (another cloud) internet egress at $0.09/GiB = $0.90/h. So placement picks r2 although r1 is
+    // listed first, and one hour costs $0.10 (instance) + $0.10 (egress) = $0.20.
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("t.csv"), "arrival_s,lifetime_s,vcpu,memory_mib\n0,3600,2,4096\n").expect("trace");
+    let text = r#"
+name = "egress"
+seed = 1
+duration = "2h"
+[[instance_types]]
+name = "small"
+vcpu = 2
+memory_gib = 4
+[[regions]]
+name = "r1"
+provider = "aws"
+location = [0.0, 0.0]
+[[regions]]
+name = "r2"
+provider = "gcp"
+location = [10.0, 10.0]
+[[offers]]
+region = "r1"
+instance_type = "small"
+on_demand = 0.10
+capacity = 2
+[[offers]]
+region = "r2"
+instance_type = "small"
+on_demand = 0.10
+capacity = 2
+[workload]
+arrival = { process = "trace", path = "t.csv", format = "simple" }
+[[workload.shapes]]
+vcpu = 2
+memory_gib = 4
+users_near = "r2"
+egress_gib_per_h = 10
+"#;
+    let s = sim::scenario::parse(text, &dir.path().join("s.toml")).expect("valid");
+    let r = sim::run(&s, &RunOptions::default(), &mut ()).expect("runs");
+    let region = r.vms[0].first_offer.map(|o| s.catalog.offers[o.idx()].region);
+    assert_eq!(region, s.catalog.region_by_name("r2"));
+    assert!((r.summary.total_cost_usd - 0.20).abs() < 1e-9, "{}", r.summary.total_cost_usd);
+}
