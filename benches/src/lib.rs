@@ -151,7 +151,10 @@ pub fn synthetic_requests(count: usize, catalog: &Catalog, seed: u64) -> Vec<VmR
         .map(|i| {
             let vcpu = [1, 2, 4, 8, 16][rng.random_range(0..5usize)];
             let gib_per_vcpu = [1u64, 2, 4, 8][rng.random_range(0..4usize)];
-            let mut req = VmRequest::new(VmId(i as u64), Resources { vcpu, memory_mib: vcpu as u64 * gib_per_vcpu * 1024, gpu: 0 });
+            let mut req = VmRequest::new(
+                VmId(i as u64),
+                Resources { vcpu, memory_mib: vcpu as u64 * gib_per_vcpu * 1024, gpu: 0 },
+            );
             req.spot_allowed = rng.random::<f64>() < 0.5;
             if rng.random::<f64>() < 0.25 {
                 req.providers = 1 << rng.random_range(0..3u8);

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::cost::CostModel;
-use crate::model::{Catalog, GroupId, InstanceId, Market, OfferId, Placement, RegionId, Timer, TimerKind, VmId, VmRequest, VmState, ZoneId};
+use crate::model::{
+    Catalog, GroupId, InstanceId, Market, OfferId, Placement, RegionId, Timer, TimerKind, VmId, VmRequest, VmState,
+    ZoneId,
+};
 use crate::policy::{Decision, PlacementPolicy, PolicyConfig, Scores};
 use crate::snapshot::{Charge, DetHashMap, RejectReason, Snapshot};
 use crate::time::{SimDuration, SimTime};
@@ -253,10 +256,10 @@ impl Engine {
                 return Err(Error::InvalidConfig(format!("budget of group {g} must be a number >= 0")));
             }
         }
-        if let Some(cap) = cost.max_per_h {
-            if !(cap.is_finite() && cap >= 0.0) {
-                return Err(Error::InvalidConfig("max_per_h must be a number >= 0".into()));
-            }
+        if let Some(cap) = cost.max_per_h
+            && !(cap.is_finite() && cap >= 0.0)
+        {
+            return Err(Error::InvalidConfig("max_per_h must be a number >= 0".into()));
         }
         let mut snapshot = Snapshot::new(catalog, cost);
         snapshot.interruption_half_life = config.interruption_half_life;
@@ -312,7 +315,15 @@ impl Engine {
                 }
                 self.vms.insert(
                     vm,
-                    VmEntry { request, state: VmState::Pending, active: None, replacement: None, attempts: 0, first_wait: None, lost: false },
+                    VmEntry {
+                        request,
+                        state: VmState::Pending,
+                        active: None,
+                        replacement: None,
+                        attempts: 0,
+                        first_wait: None,
+                        lost: false,
+                    },
                 );
                 self.place(vm, now, ProvisionReason::Initial, out);
             }
@@ -344,7 +355,11 @@ impl Engine {
             Event::TimerFired { timer: TimerKind::Retry(vm) } => {
                 let pending = self.vms.get(&vm).is_some_and(|e| e.active.is_none());
                 if pending {
-                    let reason = if self.vms.get(&vm).is_some_and(|e| e.lost) { ProvisionReason::Failover } else { ProvisionReason::Retry };
+                    let reason = if self.vms.get(&vm).is_some_and(|e| e.lost) {
+                        ProvisionReason::Failover
+                    } else {
+                        ProvisionReason::Retry
+                    };
                     self.place(vm, now, reason, out);
                 }
             }
@@ -360,7 +375,15 @@ impl Engine {
         for id in ids {
             if let Some(e) = self.instances.get(&id) {
                 let usd = self.snapshot.bill(&e.charge, now);
-                bills.push(Bill { instance: id, vm: e.vm, offer: e.charge.offer, market: e.charge.market, start: e.charge.start, end: now, usd });
+                bills.push(Bill {
+                    instance: id,
+                    vm: e.vm,
+                    offer: e.charge.offer,
+                    market: e.charge.market,
+                    start: e.charge.start,
+                    end: now,
+                    usd,
+                });
             }
         }
         bills
@@ -434,10 +457,13 @@ impl Engine {
         let Some(inst) = self.instances.get(&instance) else { return };
         let (vm, was_running, offer, market) = (inst.vm, inst.running, inst.charge.offer, inst.charge.market);
         // A create call that failed made nothing to bill; an instance that died had been billed since its create call.
-        let never_existed = matches!(cause, FailureCause::InsufficientCapacity | FailureCause::ApiError | FailureCause::Throttled);
-        self.end_instance_billed(instance, now, !(never_existed && !was_running));
+        let never_existed =
+            matches!(cause, FailureCause::InsufficientCapacity | FailureCause::ApiError | FailureCause::Throttled);
+        self.end_instance_billed(instance, now, !never_existed || was_running);
         match cause {
-            FailureCause::InsufficientCapacity => self.snapshot.avoid(offer, market, now + self.config.capacity_backoff),
+            FailureCause::InsufficientCapacity => {
+                self.snapshot.avoid(offer, market, now + self.config.capacity_backoff)
+            }
             FailureCause::Interrupted => self.snapshot.record_interruption(offer, now, now + self.config.spot_block),
             _ => {}
         }
@@ -483,7 +509,8 @@ impl Engine {
         match cause {
             FailureCause::ApiError | FailureCause::Throttled => {
                 let exp = entry.attempts.saturating_sub(1).min(20);
-                let delay = SimDuration(self.config.retry_backoff.as_millis().saturating_mul(1 << exp)).min(self.config.retry_backoff_max);
+                let delay = SimDuration(self.config.retry_backoff.as_millis().saturating_mul(1 << exp))
+                    .min(self.config.retry_backoff_max);
                 entry.state = VmState::Pending;
                 out.push(Action::SetTimer { timer: Timer { at: now + delay, kind: TimerKind::Retry(vm) } });
             }
@@ -516,8 +543,12 @@ impl Engine {
             entry.attempts += 1;
             entry.replacement = Some(instance);
             self.instances.insert(instance, InstanceEntry { vm, charge, running: false });
-            let placement =
-                Placement { offer: candidate.offer, market: candidate.market, host: candidate.host, price_per_h: candidate.price_per_h };
+            let placement = Placement {
+                offer: candidate.offer,
+                market: candidate.market,
+                host: candidate.host,
+                price_per_h: candidate.price_per_h,
+            };
             out.push(Action::Provision { instance, vm, placement, reason: ProvisionReason::Replacement, scores });
         }
         // No room for a replacement now: the VM fails over when the instance dies.
@@ -535,7 +566,15 @@ impl Engine {
             if !billable {
                 return;
             }
-            self.bills.push(Bill { instance, vm: e.vm, offer: e.charge.offer, market: e.charge.market, start: e.charge.start, end: now, usd });
+            self.bills.push(Bill {
+                instance,
+                vm: e.vm,
+                offer: e.charge.offer,
+                market: e.charge.market,
+                start: e.charge.start,
+                end: now,
+                usd,
+            });
         }
     }
 }

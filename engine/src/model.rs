@@ -326,7 +326,11 @@ impl Catalog {
             return bad("too many regions or zones (at most 65535)".into());
         }
         if latency_ms.len() != regions.len() * regions.len() {
-            return bad(format!("latency matrix has {} entries, expected {}", latency_ms.len(), regions.len() * regions.len()));
+            return bad(format!(
+                "latency matrix has {} entries, expected {}",
+                latency_ms.len(),
+                regions.len() * regions.len()
+            ));
         }
         for z in &zones {
             if z.region.idx() >= regions.len() {
@@ -337,7 +341,8 @@ impl Catalog {
             if o.id.idx() != i {
                 return bad(format!("offer #{i} carries id {}", o.id.0));
             }
-            if o.region.idx() >= regions.len() || o.zone.idx() >= zones.len() || zones[o.zone.idx()].region != o.region {
+            if o.region.idx() >= regions.len() || o.zone.idx() >= zones.len() || zones[o.zone.idx()].region != o.region
+            {
                 return bad(format!("offer #{i} names a zone outside its region"));
             }
             let prices_ok = o.on_demand_per_h.is_finite()

@@ -341,7 +341,8 @@ impl Snapshot {
         };
         for offer in &self.catalog.offers {
             let region = &self.catalog.regions[offer.region.idx()];
-            if !req.allows(region.provider, offer.region, offer.zone) || !self.catalog.offer_fits(offer, &req.resources) {
+            if !req.allows(region.provider, offer.region, offer.zone) || !self.catalog.offer_fits(offer, &req.resources)
+            {
                 continue;
             }
             let st = &self.offers[offer.id.idx()];
@@ -421,7 +422,9 @@ impl Snapshot {
     fn coverage_for(&self, offer: OfferId, provider: Provider, price_per_h: f64) -> Coverage {
         for (i, c) in self.cost.commitments.iter().enumerate() {
             match *c {
-                Commitment::Reserved { offer: o, count, .. } if o == offer && self.commitment_used[i] < count as f64 => {
+                Commitment::Reserved { offer: o, count, .. }
+                    if o == offer && self.commitment_used[i] < count as f64 =>
+                {
                     return Coverage::Reserved(i as u16);
                 }
                 Commitment::SavingsPlan { provider: p, committed_per_h, discount } if p == provider => {
@@ -442,12 +445,14 @@ impl Snapshot {
         let offer = &self.catalog.offers[cand.offer.idx()];
         let (qty, fixed_per_h) = match offer.kind {
             OfferKind::Instance(_) => (1.0, 0.0),
-            OfferKind::Pool(_) => (req.resources.vcpu as f64, offer.per_gib_h * req.resources.memory_mib as f64 / 1024.0),
-        };
-        if let OfferKind::Pool(p) = offer.kind {
-            if let Some(h) = cand.host {
-                self.pools[p.idx()].allocate(h, &req.resources);
+            OfferKind::Pool(_) => {
+                (req.resources.vcpu as f64, offer.per_gib_h * req.resources.memory_mib as f64 / 1024.0)
             }
+        };
+        if let OfferKind::Pool(p) = offer.kind
+            && let Some(h) = cand.host
+        {
+            self.pools[p.idx()].allocate(h, &req.resources);
         }
         let st = &mut self.offers[cand.offer.idx()];
         st.in_use = st.in_use.saturating_add(1);
@@ -521,21 +526,21 @@ impl Snapshot {
         let r = &mut self.rate_by_provider[provider.index()];
         *r = (*r - charge.egress_per_h).max(0.0);
         self.spread.add(provider, region, zone, -1);
-        if let Some(g) = charge.group {
-            if let Some(counts) = self.groups.get_mut(&g) {
-                counts.add(provider, region, zone, -1);
-                let (q, f) = if charge.coverage == Coverage::None { (charge.qty, charge.fixed_per_h) } else { (0.0, 0.0) };
-                let key = (charge.offer, market_idx(charge.market) as u8);
-                if let Some(e) = counts.spend.get_mut(&key) {
-                    e.0 -= q;
-                    e.1 -= f + charge.egress_per_h;
-                    if e.0 <= 1e-9 && e.1 <= 1e-9 {
-                        counts.spend.remove(&key);
-                    }
+        if let Some(g) = charge.group
+            && let Some(counts) = self.groups.get_mut(&g)
+        {
+            counts.add(provider, region, zone, -1);
+            let (q, f) = if charge.coverage == Coverage::None { (charge.qty, charge.fixed_per_h) } else { (0.0, 0.0) };
+            let key = (charge.offer, market_idx(charge.market) as u8);
+            if let Some(e) = counts.spend.get_mut(&key) {
+                e.0 -= q;
+                e.1 -= f + charge.egress_per_h;
+                if e.0 <= 1e-9 && e.1 <= 1e-9 {
+                    counts.spend.remove(&key);
                 }
-                if counts.total == 0 {
-                    self.groups.remove(&g);
-                }
+            }
+            if counts.total == 0 {
+                self.groups.remove(&g);
             }
         }
         bill
@@ -584,8 +589,8 @@ impl Snapshot {
         let half_life = self.interruption_half_life;
         if let Some(st) = self.offers.get_mut(offer.idx()) {
             let hl_h = half_life.as_hours_f64().max(1e-9);
-            st.interruptions_per_h =
-                decay(st.interruptions_per_h, now.since(st.interruptions_at), half_life) + std::f64::consts::LN_2 / hl_h;
+            st.interruptions_per_h = decay(st.interruptions_per_h, now.since(st.interruptions_at), half_life)
+                + std::f64::consts::LN_2 / hl_h;
             st.interruptions_at = now;
             st.avoid_until[1] = st.avoid_until[1].max(block_until);
         }

@@ -83,9 +83,8 @@ impl SimDuration {
         let mut total = 0.0f64;
         let mut rest = s;
         while !rest.is_empty() {
-            let num_end = rest
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .ok_or_else(|| DurationError(text.to_owned()))?;
+            let num_end =
+                rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| DurationError(text.to_owned()))?;
             if num_end == 0 {
                 return Err(DurationError(text.to_owned()));
             }
@@ -112,7 +111,9 @@ impl SimDuration {
 
 /// A duration string that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {0:?}: expected a number and a unit (ms, s, m, h, d), such as \"90s\", \"15m\", \"2h\" or \"1h30m\"")]
+#[error(
+    "invalid duration {0:?}: expected a number and a unit (ms, s, m, h, d), such as \"90s\", \"15m\", \"2h\" or \"1h30m\""
+)]
 pub struct DurationError(pub String);
 
 impl Add<SimDuration> for SimTime {

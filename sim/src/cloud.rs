@@ -7,7 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use engine::{FailureCause, InstanceId, Market, OfferId, OfferKind, Placement, RegionId, SimDuration, SimTime, VmId, ZoneId};
+use engine::{
+    FailureCause, InstanceId, Market, OfferId, OfferKind, Placement, RegionId, SimDuration, SimTime, VmId, ZoneId,
+};
 use rand::RngExt;
 use rand_distr::{Distribution, Exp, StandardNormal};
 
@@ -111,11 +113,18 @@ impl Cloud {
         for (i, o) in offers.iter().enumerate() {
             let market = s.spot[i].as_ref().map(|sp| {
                 let price = o.spot_per_h.unwrap_or(sp.mean_price);
-                let rate = sp.series.as_ref().and_then(|p| p.first()).map_or(sp.interruption_rate_per_h, |p| p.interruption_rate_per_h);
+                let rate = sp
+                    .series
+                    .as_ref()
+                    .and_then(|p| p.first())
+                    .map_or(sp.interruption_rate_per_h, |p| p.interruption_rate_per_h);
                 SpotMarket { price, log_price: price.max(1e-9).ln(), running: BTreeSet::new(), series_pos: 0, rate }
             });
             if let Some(sp) = &s.spot[i] {
-                queue.push(SimTime::ZERO + sp.step, crate::run::SimEvent::Cloud(CloudEvent::SpotStep(OfferId(i as u32))));
+                queue.push(
+                    SimTime::ZERO + sp.step,
+                    crate::run::SimEvent::Cloud(CloudEvent::SpotStep(OfferId(i as u32))),
+                );
             }
             spot.push(market);
         }
@@ -138,14 +147,25 @@ impl Cloud {
     }
 
     /// A create call. Schedules `Up` after the region's provisioning delay, or `CreateFailed`.
-    pub fn create(&mut self, s: &Scenario, now: SimTime, instance: InstanceId, vm: VmId, p: &Placement, queue: &mut EventQueue<crate::run::SimEvent>) {
+    pub fn create(
+        &mut self,
+        s: &Scenario,
+        now: SimTime,
+        instance: InstanceId,
+        vm: VmId,
+        p: &Placement,
+        queue: &mut EventQueue<crate::run::SimEvent>,
+    ) {
         self.stats.create_calls += 1;
         let offer = &s.catalog.offers[p.offer.idx()];
         let (region, zone) = (offer.region, offer.zone);
         let rs = &s.regions[region.idx()];
         let rng = &mut self.region_rng[region.idx()];
         let fail = |queue: &mut EventQueue<crate::run::SimEvent>, after_ms: u64, cause| {
-            queue.push(now + SimDuration(after_ms), crate::run::SimEvent::Cloud(CloudEvent::CreateFailed(instance, cause)));
+            queue.push(
+                now + SimDuration(after_ms),
+                crate::run::SimEvent::Cloud(CloudEvent::CreateFailed(instance, cause)),
+            );
         };
         if !self.region_up[region.idx()] || !self.zone_up[zone.idx()] {
             self.stats.api_errors += 1;
@@ -169,7 +189,8 @@ impl Cloud {
         }
         self.in_use[p.offer.idx()] += 1;
         let delay = rs.provision_delay.sample(rng);
-        self.instances.insert(instance, CloudInstance { vm, offer: p.offer, market: p.market, region, zone, running: false });
+        self.instances
+            .insert(instance, CloudInstance { vm, offer: p.offer, market: p.market, region, zone, running: false });
         queue.push(now + delay, crate::run::SimEvent::Cloud(CloudEvent::Up(instance)));
         if rs.crash_rate_per_h > 0.0 {
             if let Ok(exp) = Exp::new(rs.crash_rate_per_h / 3600.0) {
@@ -195,7 +216,14 @@ impl Cloud {
     }
 
     /// Handles a cloud event; returns what the engine must hear.
-    pub fn on_event(&mut self, s: &Scenario, now: SimTime, ev: CloudEvent, queue: &mut EventQueue<crate::run::SimEvent>, out: &mut Vec<Observation>) {
+    pub fn on_event(
+        &mut self,
+        s: &Scenario,
+        now: SimTime,
+        ev: CloudEvent,
+        queue: &mut EventQueue<crate::run::SimEvent>,
+        out: &mut Vec<Observation>,
+    ) {
         match ev {
             CloudEvent::Up(i) => {
                 if let Some(ci) = self.instances.get_mut(&i) {
@@ -232,7 +260,14 @@ impl Cloud {
         }
     }
 
-    fn spot_step(&mut self, s: &Scenario, now: SimTime, o: OfferId, queue: &mut EventQueue<crate::run::SimEvent>, out: &mut Vec<Observation>) {
+    fn spot_step(
+        &mut self,
+        s: &Scenario,
+        now: SimTime,
+        o: OfferId,
+        queue: &mut EventQueue<crate::run::SimEvent>,
+        out: &mut Vec<Observation>,
+    ) {
         let Some(sim) = s.spot[o.idx()].as_ref() else { return };
         let region = s.catalog.offers[o.idx()].region.idx();
         let rng = &mut self.spot_rng[o.idx()];
@@ -246,7 +281,9 @@ impl Cloud {
             let p = points[m.series_pos];
             m.price = p.price_per_h;
             m.rate = p.interruption_rate_per_h;
-            next_step = points.get(m.series_pos + 1).map_or(now + sim.step, |n| n.at.min(now + sim.step).max(now + SimDuration(1)));
+            next_step = points
+                .get(m.series_pos + 1)
+                .map_or(now + sim.step, |n| n.at.min(now + sim.step).max(now + SimDuration(1)));
         } else {
             let z: f64 = StandardNormal.sample(rng);
             m.log_price += sim.mean_reversion * (sim.mean_price.max(1e-9).ln() - m.log_price) + sim.volatility * z;
@@ -255,8 +292,10 @@ impl Cloud {
             m.rate = sim.interruption_rate_per_h;
             next_step = now + sim.step;
         }
-        let effective = (m.price * self.storm_price[region] * self.spike_spot[region]).min(sim.cap * self.spike_spot[region]);
-        let old_effective = (old * self.storm_price[region] * self.spike_spot[region]).min(sim.cap * self.spike_spot[region]);
+        let effective =
+            (m.price * self.storm_price[region] * self.spike_spot[region]).min(sim.cap * self.spike_spot[region]);
+        let old_effective =
+            (old * self.storm_price[region] * self.spike_spot[region]).min(sim.cap * self.spike_spot[region]);
         if effective != old_effective {
             out.push(Observation::Price(o, Market::Spot, effective));
         }

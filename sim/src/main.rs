@@ -80,7 +80,13 @@ fn main() -> ExitCode {
             let mut status = ExitCode::SUCCESS;
             for p in scenarios {
                 match sim::scenario::load(&p) {
-                    Ok(s) => println!("{}: ok ({}, {} offers, policy {})", p.display(), s.name, s.catalog.offers.len(), s.engine.policy.name()),
+                    Ok(s) => println!(
+                        "{}: ok ({}, {} offers, policy {})",
+                        p.display(),
+                        s.name,
+                        s.catalog.offers.len(),
+                        s.engine.policy.name()
+                    ),
                     Err(e) => {
                         eprintln!("error: {e}");
                         status = ExitCode::from(2);
@@ -165,16 +171,32 @@ fn print_summary(s: &Summary) {
         ("scenario", s.scenario.clone()),
         ("policy", s.policy.clone()),
         ("seed", s.seed.to_string()),
-        ("requests", format!("{} total, {} served, {} rejected", s.requests_total, s.requests_served, s.requests_rejected)),
+        (
+            "requests",
+            format!("{} total, {} served, {} rejected", s.requests_total, s.requests_served, s.requests_rejected),
+        ),
         ("availability", format!("{:.4} %", s.availability * 100.0)),
         ("total cost", format!("$ {:.2}", s.total_cost_usd)),
         (
             "cost by provider",
-            s.cost_by_provider_usd.iter().filter(|(_, v)| **v > 0.0).map(|(k, v)| format!("{k} ${v:.2}")).collect::<Vec<_>>().join(", "),
+            s.cost_by_provider_usd
+                .iter()
+                .filter(|(_, v)| **v > 0.0)
+                .map(|(k, v)| format!("{k} ${v:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
         ),
         ("peak instances", s.peak_instances.to_string()),
         ("spot interruptions", s.spot_interruptions.to_string()),
-        ("failovers", format!("{} (recover mean {}, p99 {})", s.failovers, opt(s.mean_time_to_recover_s), opt(s.p99_time_to_recover_s))),
+        (
+            "failovers",
+            format!(
+                "{} (recover mean {}, p99 {})",
+                s.failovers,
+                opt(s.mean_time_to_recover_s),
+                opt(s.p99_time_to_recover_s)
+            ),
+        ),
         ("migrations", s.migrations.to_string()),
         ("time to first run", opt(s.mean_time_to_first_run_s)),
         (
@@ -205,7 +227,9 @@ struct Bar {
 impl Bar {
     fn new(total_ms: u64, enabled: bool) -> Self {
         let bar = ProgressBar::with_draw_target(Some(total_ms), ProgressDrawTarget::hidden());
-        if let Ok(style) = ProgressStyle::with_template("{spinner} simulated {percent:>3}% [{bar:40}] {msg} (eta {eta})") {
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} simulated {percent:>3}% [{bar:40}] {msg} (eta {eta})")
+        {
             bar.set_style(style.progress_chars("=> "));
         }
         Bar { bar, started: Instant::now(), enabled, shown: false }

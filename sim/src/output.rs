@@ -35,11 +35,17 @@ pub fn vms_frame(r: &RunResults, c: &Catalog) -> PolarsResult<DataFrame> {
         Column::new("spot_allowed".into(), v.iter().map(|x| x.spot_allowed).collect::<Vec<bool>>()),
         Column::new("shape".into(), v.iter().map(|x| x.shape).collect::<Vec<Option<u32>>>()),
         Column::new("status".into(), v.iter().map(|x| x.status.as_str()).collect::<Vec<&str>>()),
-        Column::new("reject_reason".into(), v.iter().map(|x| x.reject_reason.map(|r| r.as_str())).collect::<Vec<Option<&str>>>()),
+        Column::new(
+            "reject_reason".into(),
+            v.iter().map(|x| x.reject_reason.map(|r| r.as_str())).collect::<Vec<Option<&str>>>(),
+        ),
         Column::new("provider".into(), v.iter().map(|x| provider(x.first_offer)).collect::<Vec<Option<&str>>>()),
         Column::new("region".into(), v.iter().map(|x| region(x.first_offer)).collect::<Vec<Option<&str>>>()),
         Column::new("offer".into(), v.iter().map(|x| label(x.first_offer)).collect::<Vec<Option<String>>>()),
-        Column::new("market".into(), v.iter().map(|x| x.first_market.map(|m| m.as_str())).collect::<Vec<Option<&str>>>()),
+        Column::new(
+            "market".into(),
+            v.iter().map(|x| x.first_market.map(|m| m.as_str())).collect::<Vec<Option<&str>>>(),
+        ),
         Column::new("first_running_s".into(), v.iter().map(|x| x.first_running_s).collect::<Vec<Option<f64>>>()),
         Column::new("end_s".into(), v.iter().map(|x| x.end_s).collect::<Vec<Option<f64>>>()),
         Column::new("instances".into(), v.iter().map(|x| x.instances).collect::<Vec<u32>>()),
@@ -60,7 +66,10 @@ pub fn timeseries_frame(r: &RunResults) -> PolarsResult<DataFrame> {
         Column::new("serving_vms".into(), s.iter().map(|x| x.serving_vms).collect::<Vec<u64>>()),
     ];
     for p in Provider::ALL {
-        cols.push(Column::new(format!("instances_{p}").into(), s.iter().map(|x| x.instances[p.index()]).collect::<Vec<u64>>()));
+        cols.push(Column::new(
+            format!("instances_{p}").into(),
+            s.iter().map(|x| x.instances[p.index()]).collect::<Vec<u64>>(),
+        ));
     }
     for p in Provider::ALL {
         cols.push(Column::new(
@@ -69,7 +78,10 @@ pub fn timeseries_frame(r: &RunResults) -> PolarsResult<DataFrame> {
         ));
     }
     cols.extend([
-        Column::new("commitment_fees_usd_per_h".into(), s.iter().map(|x| x.commitment_fees_usd_per_h).collect::<Vec<f64>>()),
+        Column::new(
+            "commitment_fees_usd_per_h".into(),
+            s.iter().map(|x| x.commitment_fees_usd_per_h).collect::<Vec<f64>>(),
+        ),
         Column::new("requests_total".into(), s.iter().map(|x| x.requests_total).collect::<Vec<u64>>()),
         Column::new("rejected_total".into(), s.iter().map(|x| x.rejected_total).collect::<Vec<u64>>()),
         Column::new("failovers_total".into(), s.iter().map(|x| x.failovers_total).collect::<Vec<u64>>()),
@@ -94,14 +106,11 @@ pub fn prices_frame(r: &RunResults, c: &Catalog) -> PolarsResult<DataFrame> {
 pub fn write_all(dir: &Path, r: &RunResults, c: &Catalog, opts: OutputOptions) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::Output { path: dir.to_owned(), message: e.to_string() })?;
     let mut written = Vec::new();
-    let mut json = serde_json::to_string_pretty(&r.summary).map_err(|e| Error::Output { path: dir.join("summary.json"), message: e.to_string() })?;
+    let mut json = serde_json::to_string_pretty(&r.summary)
+        .map_err(|e| Error::Output { path: dir.join("summary.json"), message: e.to_string() })?;
     json.push('\n');
     written.push(write_atomic(&dir.join("summary.json"), |f| f.write_all(json.as_bytes()).map_err(|e| e.to_string()))?);
-    let tables = [
-        ("vms", vms_frame(r, c)),
-        ("timeseries", timeseries_frame(r)),
-        ("spot_prices", prices_frame(r, c)),
-    ];
+    let tables = [("vms", vms_frame(r, c)), ("timeseries", timeseries_frame(r)), ("spot_prices", prices_frame(r, c))];
     for (name, frame) in tables {
         let mut df = frame.map_err(|e| Error::Output { path: dir.join(name), message: e.to_string() })?;
         written.push(write_atomic(&dir.join(format!("{name}.parquet")), |f| {

@@ -273,7 +273,15 @@ impl Recorder {
     }
 
     /// The engine asked for an instance.
-    pub fn provisioned(&mut self, vm: VmId, i: InstanceId, p: &Placement, _reason: ProvisionReason, _now: SimTime, _c: &Catalog) {
+    pub fn provisioned(
+        &mut self,
+        vm: VmId,
+        i: InstanceId,
+        p: &Placement,
+        _reason: ProvisionReason,
+        _now: SimTime,
+        _c: &Catalog,
+    ) {
         self.inst.insert(i, (vm, false));
         if let Some(r) = self.vm(vm) {
             r.instances += 1;
@@ -418,7 +426,14 @@ impl Recorder {
     }
 
     /// Closes the books.
-    pub fn finish(mut self, s: &Scenario, engine: &Engine, end: SimTime, events: u64, cloud: &CloudStats) -> RunResults {
+    pub fn finish(
+        mut self,
+        s: &Scenario,
+        engine: &Engine,
+        end: SimTime,
+        events: u64,
+        cloud: &CloudStats,
+    ) -> RunResults {
         let end_s = end.as_secs_f64();
         let (mut served, mut requested, mut served_count) = (0.0, 0.0, 0u64);
         for r in &mut self.vms {
@@ -449,7 +464,10 @@ impl Recorder {
             policy: engine.config().policy.name().to_owned(),
             duration_s: end_s,
             total_cost_usd: self.billed + fees,
-            cost_by_provider_usd: Provider::ALL.iter().map(|p| (p.as_str().to_owned(), self.cost_by_provider[p.index()])).collect(),
+            cost_by_provider_usd: Provider::ALL
+                .iter()
+                .map(|p| (p.as_str().to_owned(), self.cost_by_provider[p.index()]))
+                .collect(),
             commitment_fees_usd: fees,
             availability: if requested > 0.0 { served / requested } else { 1.0 },
             requests_total: self.vms.len() as u64,
@@ -462,7 +480,8 @@ impl Recorder {
             spot_interruptions: self.interruptions,
             migrations: self.migrations,
             migration_downtime_s: 0.0,
-            mean_time_to_first_run_s: (self.first_run_count > 0).then(|| self.first_run_total / self.first_run_count as f64),
+            mean_time_to_first_run_s: (self.first_run_count > 0)
+                .then(|| self.first_run_total / self.first_run_count as f64),
             peak_instances: self.peak_instances,
             cloud: cloud.clone(),
             faults: self.faults,

@@ -259,4 +259,3 @@ impl<'a> Simulation<'a> {
         self.actions = actions;
     }
 }
-

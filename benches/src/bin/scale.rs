@@ -44,12 +44,18 @@ fn measure(path: &Path, first: bool) -> Result<(), String> {
     let s = &results.summary;
     let events = s.events_processed;
     println!("{}", path.display());
-    println!("  scenario        {} (policy {}, seed {}, {:.0} s simulated)", s.scenario, s.policy, s.seed, s.duration_s);
+    println!(
+        "  scenario        {} (policy {}, seed {}, {:.0} s simulated)",
+        s.scenario, s.policy, s.seed, s.duration_s
+    );
     println!("  load            {load_s:.3} s");
     println!("  wall            {wall_s:.3} s");
     println!("  events          {events}");
     println!("  events/s        {:.0}", events as f64 / wall_s.max(1e-9));
-    println!("  requests        {} total, {} served, {} rejected", s.requests_total, s.requests_served, s.requests_rejected);
+    println!(
+        "  requests        {} total, {} served, {} rejected",
+        s.requests_total, s.requests_served, s.requests_rejected
+    );
     println!("  availability    {:.6}", s.availability);
     println!("  peak instances  {}", s.peak_instances);
     match peak_rss_kib() {

@@ -35,7 +35,13 @@ pub(crate) fn capacity_score(c: &Candidate, snap: &Snapshot, now: SimTime) -> f6
 
 impl PlacementPolicy for CapacityOptimized {
     fn decide(&self, req: &VmRequest, snap: &Snapshot, now: SimTime) -> Decision {
-        match argmin(req, snap, now, |c| c.market == Market::Spot, |c| (-capacity_score(c, snap, now), c.marginal_per_h)) {
+        match argmin(
+            req,
+            snap,
+            now,
+            |c| c.market == Market::Spot,
+            |c| (-capacity_score(c, snap, now), c.marginal_per_h),
+        ) {
             Ok(Some((c, k))) => place(req, snap, now, c, -k.0),
             Ok(None) => cheapest_on_demand(req, snap, now),
             Err(r) => Decision::Reject(r),

@@ -30,7 +30,8 @@ impl Diversified {
 impl PlacementPolicy for Diversified {
     fn decide(&self, req: &VmRequest, snap: &Snapshot, now: SimTime) -> Decision {
         let counts = snap.spread_for(req.group);
-        let key = |c: &crate::snapshot::Candidate| (counts.zone(c.zone), snap.offers[c.offer.idx()].in_use, c.marginal_per_h);
+        let key =
+            |c: &crate::snapshot::Candidate| (counts.zone(c.zone), snap.offers[c.offer.idx()].in_use, c.marginal_per_h);
         match argmin(req, snap, now, |c| c.market == Market::Spot, key) {
             Ok(Some((c, k))) => place(req, snap, now, c, k.0 as f64),
             Ok(None) => cheapest_on_demand(req, snap, now),

@@ -65,13 +65,22 @@ impl Scores {
         let counts = snap.spread_for(req.group);
         let spread = counts.zone(cand.zone) as f64 / (counts.total as f64 + 1.0);
         let r = &req.resources;
-        let watts = r.vcpu as f64 * WATTS_PER_VCPU + r.memory_mib as f64 / 1024.0 * WATTS_PER_GIB + r.gpu as f64 * WATTS_PER_GPU;
+        let watts = r.vcpu as f64 * WATTS_PER_VCPU
+            + r.memory_mib as f64 / 1024.0 * WATTS_PER_GIB
+            + r.gpu as f64 * WATTS_PER_GPU;
         let carbon_g_per_h = region.carbon_g_per_kwh * watts / 1000.0;
         let interruption_risk_per_h = match cand.market {
             Market::Spot => snap.offers[cand.offer.idx()].interruption_rate(now, snap.interruption_half_life),
             Market::OnDemand => 0.0,
         };
-        Scores { cost_per_h: cand.marginal_per_h, latency_ms, spread, carbon_g_per_h, interruption_risk_per_h, objective: 0.0 }
+        Scores {
+            cost_per_h: cand.marginal_per_h,
+            latency_ms,
+            spread,
+            carbon_g_per_h,
+            interruption_risk_per_h,
+            objective: 0.0,
+        }
     }
 }
 

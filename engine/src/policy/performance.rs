@@ -30,7 +30,8 @@ impl Performance {
 
 impl PlacementPolicy for Performance {
     fn decide(&self, req: &VmRequest, snap: &Snapshot, now: SimTime) -> Decision {
-        let latency = |c: &crate::snapshot::Candidate| req.users_near.map_or(0.0, |u| snap.catalog.latency(u, c.region));
+        let latency =
+            |c: &crate::snapshot::Candidate| req.users_near.map_or(0.0, |u| snap.catalog.latency(u, c.region));
         let allowed = |c: &crate::snapshot::Candidate| self.cfg.allow_spot || c.market == Market::OnDemand;
         match argmin(req, snap, now, allowed, |c| (latency(c), c.marginal_per_h)) {
             Ok(Some((c, k))) => place(req, snap, now, c, k.0),

@@ -6,21 +6,27 @@ use std::sync::Arc;
 
 use engine::{
     Billing, Catalog, Commitment, CostModel, EgressPrices, EngineConfig, Fit, GroupId, InstanceType, InstanceTypeId,
-    Offer, OfferId, OfferKind, PoolId, PoolSpec, Provider, Region, RegionId, Resources, SimDuration,
-    SimTime, Zone, ZoneId,
+    Offer, OfferId, OfferKind, PoolId, PoolSpec, Provider, Region, RegionId, Resources, SimDuration, SimTime, Zone,
+    ZoneId,
 };
 use rand_distr::{Exp, LogNormal, Pareto, Weibull};
 
 use super::raw::{self, OneOrMany, RawDist, RawScenario};
 use super::{
-    Arrival, Burst, Fault, FaultKind, Problem, RegionSim, Scenario, ScenarioError, SeriesPoint, Shape, SpotSim, Workload,
+    Arrival, Burst, Fault, FaultKind, Problem, RegionSim, Scenario, ScenarioError, SeriesPoint, Shape, SpotSim,
+    Workload,
 };
 use crate::dist::DurationDist;
 
 /// Parses and checks scenario text; `path` is used in messages and to resolve relative files.
 pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
     let raw: RawScenario = toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
-    let mut ck = Checker { path: path.to_owned(), text, doc: toml_edit::Document::parse(text.to_owned()).ok(), problems: Vec::new() };
+    let mut ck = Checker {
+        path: path.to_owned(),
+        text,
+        doc: toml_edit::Document::parse(text.to_owned()).ok(),
+        problems: Vec::new(),
+    };
     let scenario = ck.scenario(raw);
     match scenario {
         Some(s) if ck.problems.is_empty() => Ok(s),
@@ -164,11 +170,7 @@ impl Checker<'_> {
 
     fn relative(&self, file: &str) -> PathBuf {
         let p = Path::new(file);
-        if p.is_absolute() {
-            p.to_owned()
-        } else {
-            self.path.parent().unwrap_or(Path::new(".")).join(p)
-        }
+        if p.is_absolute() { p.to_owned() } else { self.path.parent().unwrap_or(Path::new(".")).join(p) }
     }
 
     fn scenario(&mut self, raw: RawScenario) -> Option<Scenario> {
@@ -179,7 +181,8 @@ impl Checker<'_> {
         if duration == SimDuration::ZERO {
             self.bad("duration", "must be longer than 0");
         }
-        let sample_interval = self.opt_duration("sample_interval", raw.sample_interval.as_deref(), SimDuration::from_secs(60));
+        let sample_interval =
+            self.opt_duration("sample_interval", raw.sample_interval.as_deref(), SimDuration::from_secs(60));
         if sample_interval == SimDuration::ZERO {
             self.bad("sample_interval", "must be longer than 0");
         }
@@ -230,7 +233,8 @@ impl Checker<'_> {
             self.number(&format!("{key}.location"), lat, -90.0, 90.0);
             self.number(&format!("{key}.location"), lon, -180.0, 180.0);
             coords.push((lat, lon));
-            let carbon = self.number(&format!("{key}.carbon_g_per_kwh"), r.carbon_g_per_kwh.unwrap_or(400.0), 0.0, 5000.0);
+            let carbon =
+                self.number(&format!("{key}.carbon_g_per_kwh"), r.carbon_g_per_kwh.unwrap_or(400.0), 0.0, 5000.0);
             regions.push(Region { name: r.name.clone(), provider: r.provider, zones: zids, carbon_g_per_kwh: carbon });
             let provision_delay = match &r.provision_delay {
                 Some(d) => self.dist(&format!("{key}.provision_delay"), d),
@@ -238,9 +242,19 @@ impl Checker<'_> {
             };
             region_sims.push(RegionSim {
                 provision_delay: provision_delay.unwrap_or(DurationDist::Fixed(SimDuration::from_secs(45))),
-                api_error_rate: self.number(&format!("{key}.api_error_rate"), r.api_error_rate.unwrap_or(0.0), 0.0, 1.0),
+                api_error_rate: self.number(
+                    &format!("{key}.api_error_rate"),
+                    r.api_error_rate.unwrap_or(0.0),
+                    0.0,
+                    1.0,
+                ),
                 throttle_rate: self.number(&format!("{key}.throttle_rate"), r.throttle_rate.unwrap_or(0.0), 0.0, 1.0),
-                crash_rate_per_h: self.number(&format!("{key}.crash_rate_per_h"), r.crash_rate_per_h.unwrap_or(0.0), 0.0, 1000.0),
+                crash_rate_per_h: self.number(
+                    &format!("{key}.crash_rate_per_h"),
+                    r.crash_rate_per_h.unwrap_or(0.0),
+                    0.0,
+                    1000.0,
+                ),
             });
         }
         let n = regions.len();
@@ -266,7 +280,10 @@ impl Checker<'_> {
             }
             let Some(&itype) = type_ids.get(&o.instance_type) else {
                 let known: Vec<&str> = type_ids.keys().map(String::as_str).collect();
-                self.bad(&format!("{key}.instance_type"), format!("no instance type named {:?}; types are: {}", o.instance_type, known.join(", ")));
+                self.bad(
+                    &format!("{key}.instance_type"),
+                    format!("no instance type named {:?}; types are: {}", o.instance_type, known.join(", ")),
+                );
                 continue;
             };
             self.number(&format!("{key}.on_demand"), o.on_demand, 0.0, 1.0e5);
@@ -292,7 +309,9 @@ impl Checker<'_> {
                     zone: z,
                     kind: OfferKind::Instance(itype),
                     on_demand_per_h: o.on_demand,
-                    spot_per_h: spot_sim.as_ref().map(|s| s.series.as_ref().and_then(|p| p.first()).map_or(s.mean_price, |p| p.price_per_h)),
+                    spot_per_h: spot_sim
+                        .as_ref()
+                        .map(|s| s.series.as_ref().and_then(|p| p.first()).map_or(s.mean_price, |p| p.price_per_h)),
                     per_gib_h: 0.0,
                     capacity: o.capacity,
                 });
@@ -368,28 +387,60 @@ impl Checker<'_> {
                 raw::RawCommitment::Reserved { offer, count, fee_per_h } => {
                     self.number(&format!("{key}.fee_per_h"), *fee_per_h, 0.0, 1.0e5);
                     match offer_names.get(offer) {
-                        Some(&id) => commitments.push(Commitment::Reserved { offer: id, count: *count, fee_per_h: *fee_per_h }),
-                        None => self.bad(&format!("{key}.offer"), format!("no offer {offer:?}; write it as \"region/zone/instance-type\"")),
+                        Some(&id) => {
+                            commitments.push(Commitment::Reserved { offer: id, count: *count, fee_per_h: *fee_per_h })
+                        }
+                        None => self.bad(
+                            &format!("{key}.offer"),
+                            format!("no offer {offer:?}; write it as \"region/zone/instance-type\""),
+                        ),
                     }
                 }
                 raw::RawCommitment::SavingsPlan { provider, committed_per_h, discount } => {
                     self.number(&format!("{key}.committed_per_h"), *committed_per_h, 0.0, 1.0e7);
                     self.number(&format!("{key}.discount"), *discount, 0.0, 1.0);
-                    commitments.push(Commitment::SavingsPlan { provider: *provider, committed_per_h: *committed_per_h, discount: *discount });
+                    commitments.push(Commitment::SavingsPlan {
+                        provider: *provider,
+                        committed_per_h: *committed_per_h,
+                        discount: *discount,
+                    });
                 }
             }
         }
         let eg = EgressPrices::default();
         let cost = CostModel {
             billing: Billing {
-                granularity: self.opt_duration("cost.billing_granularity", c.billing_granularity.as_deref(), SimDuration::from_secs(1)),
-                minimum: self.opt_duration("cost.billing_minimum", c.billing_minimum.as_deref(), SimDuration::from_secs(60)),
+                granularity: self.opt_duration(
+                    "cost.billing_granularity",
+                    c.billing_granularity.as_deref(),
+                    SimDuration::from_secs(1),
+                ),
+                minimum: self.opt_duration(
+                    "cost.billing_minimum",
+                    c.billing_minimum.as_deref(),
+                    SimDuration::from_secs(60),
+                ),
             },
             commitments,
             egress: EgressPrices {
-                inter_zone_per_gib: self.number("cost.egress_inter_zone_per_gib", c.egress_inter_zone_per_gib.unwrap_or(eg.inter_zone_per_gib), 0.0, 100.0),
-                inter_region_per_gib: self.number("cost.egress_inter_region_per_gib", c.egress_inter_region_per_gib.unwrap_or(eg.inter_region_per_gib), 0.0, 100.0),
-                inter_cloud_per_gib: self.number("cost.egress_inter_cloud_per_gib", c.egress_inter_cloud_per_gib.unwrap_or(eg.inter_cloud_per_gib), 0.0, 100.0),
+                inter_zone_per_gib: self.number(
+                    "cost.egress_inter_zone_per_gib",
+                    c.egress_inter_zone_per_gib.unwrap_or(eg.inter_zone_per_gib),
+                    0.0,
+                    100.0,
+                ),
+                inter_region_per_gib: self.number(
+                    "cost.egress_inter_region_per_gib",
+                    c.egress_inter_region_per_gib.unwrap_or(eg.inter_region_per_gib),
+                    0.0,
+                    100.0,
+                ),
+                inter_cloud_per_gib: self.number(
+                    "cost.egress_inter_cloud_per_gib",
+                    c.egress_inter_cloud_per_gib.unwrap_or(eg.inter_cloud_per_gib),
+                    0.0,
+                    100.0,
+                ),
             },
             max_per_h: c.max_per_h.map(|m| self.number("cost.max_per_h", m, 0.0, 1.0e9)),
         };
@@ -403,14 +454,26 @@ impl Checker<'_> {
         }
         let engine = EngineConfig {
             policy,
-            capacity_backoff: self.opt_duration("engine.capacity_backoff", e.capacity_backoff.as_deref(), d.capacity_backoff),
+            capacity_backoff: self.opt_duration(
+                "engine.capacity_backoff",
+                e.capacity_backoff.as_deref(),
+                d.capacity_backoff,
+            ),
             spot_block: self.opt_duration("engine.spot_block", e.spot_block.as_deref(), d.spot_block),
             max_attempts: e.max_attempts.unwrap_or(d.max_attempts),
             retry_backoff: self.opt_duration("engine.retry_backoff", e.retry_backoff.as_deref(), d.retry_backoff),
-            retry_backoff_max: self.opt_duration("engine.retry_backoff_max", e.retry_backoff_max.as_deref(), d.retry_backoff_max),
+            retry_backoff_max: self.opt_duration(
+                "engine.retry_backoff_max",
+                e.retry_backoff_max.as_deref(),
+                d.retry_backoff_max,
+            ),
             queue_timeout: self.opt_duration("engine.queue_timeout", e.queue_timeout.as_deref(), d.queue_timeout),
             replace_on_notice: e.replace_on_notice.unwrap_or(d.replace_on_notice),
-            interruption_half_life: self.opt_duration("engine.interruption_half_life", e.interruption_half_life.as_deref(), d.interruption_half_life),
+            interruption_half_life: self.opt_duration(
+                "engine.interruption_half_life",
+                e.interruption_half_life.as_deref(),
+                d.interruption_half_life,
+            ),
             group_budgets,
         };
         if engine.max_attempts == 0 {
@@ -435,7 +498,11 @@ impl Checker<'_> {
         // (With a trace, shapes are templates: sizes come from the records.)
         if let Some(w) = workload.as_ref().filter(|w| !matches!(w.arrival, Arrival::Trace { .. })) {
             for (i, s) in w.shapes.iter().enumerate() {
-                let biggest = Resources { vcpu: s.vcpu.iter().copied().max().unwrap_or(0), memory_mib: s.memory_mib.iter().copied().max().unwrap_or(0), gpu: s.gpu };
+                let biggest = Resources {
+                    vcpu: s.vcpu.iter().copied().max().unwrap_or(0),
+                    memory_mib: s.memory_mib.iter().copied().max().unwrap_or(0),
+                    gpu: s.gpu,
+                };
                 if !catalog.offers.iter().any(|o| catalog.offer_fits(o, &biggest)) {
                     self.bad(&format!("workload.shapes[{i}]"), "no offer or pool is big enough for this shape");
                 }
@@ -483,7 +550,12 @@ impl Checker<'_> {
             mean_price: price,
             volatility: self.number(&format!("{key}.volatility"), s.volatility.unwrap_or(0.05), 0.0, 5.0),
             mean_reversion: self.number(&format!("{key}.mean_reversion"), s.mean_reversion.unwrap_or(0.1), 0.0, 1.0),
-            interruption_rate_per_h: self.number(&format!("{key}.interruption_rate_per_h"), s.interruption_rate_per_h.unwrap_or(0.05), 0.0, 1000.0),
+            interruption_rate_per_h: self.number(
+                &format!("{key}.interruption_rate_per_h"),
+                s.interruption_rate_per_h.unwrap_or(0.05),
+                0.0,
+                1000.0,
+            ),
             step,
             series,
             cap: on_demand,
@@ -503,15 +575,23 @@ impl Checker<'_> {
         let mut points = Vec::new();
         let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'));
         match lines.next() {
-            Some((_, h)) if h.trim().trim_start_matches('\u{feff}') == "time_s,price_per_h,interruption_rate_per_h" => {}
+            Some((_, h)) if h.trim().trim_start_matches('\u{feff}') == "time_s,price_per_h,interruption_rate_per_h" => {
+            }
             _ => {
-                self.bad(key, format!("{}: the first line must be the header time_s,price_per_h,interruption_rate_per_h", path.display()));
+                self.bad(
+                    key,
+                    format!(
+                        "{}: the first line must be the header time_s,price_per_h,interruption_rate_per_h",
+                        path.display()
+                    ),
+                );
                 return None;
             }
         }
         for (n, line) in lines {
             let cols: Vec<&str> = line.split(',').map(str::trim).collect();
-            let nums: Vec<Option<f64>> = cols.iter().map(|c| c.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)).collect();
+            let nums: Vec<Option<f64>> =
+                cols.iter().map(|c| c.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)).collect();
             match (cols.len(), nums.as_slice()) {
                 (3, [Some(t), Some(p), Some(r)]) => {
                     let at = SimTime(SimDuration::from_secs_f64(*t).as_millis());
@@ -553,7 +633,8 @@ impl Checker<'_> {
             raw::RawArrival::Trace { path, format, time_scale } => {
                 let full = self.relative(path);
                 let scale = self.number("workload.arrival.time_scale", time_scale.unwrap_or(1.0), 1e-9, 1.0e9);
-                let opts = crate::trace::TraceOptions { limit: w.max_requests.map(|m| m as usize), ..Default::default() };
+                let opts =
+                    crate::trace::TraceOptions { limit: w.max_requests.map(|m| m as usize), ..Default::default() };
                 match crate::trace::load(&full, *format, &opts) {
                     Ok(records) if records.is_empty() => {
                         self.bad("workload.arrival.path", format!("trace {} has no records", full.display()));
@@ -571,7 +652,10 @@ impl Checker<'_> {
             Some(d) => self.dist("workload.lifetime", d)?,
             None if matches!(arrival, Arrival::Trace { .. }) => DurationDist::Fixed(duration),
             None => {
-                self.bad("workload.lifetime", "a lifetime distribution is required, such as { dist = \"exponential\", mean = \"1h\" }");
+                self.bad(
+                    "workload.lifetime",
+                    "a lifetime distribution is required, such as { dist = \"exponential\", mean = \"1h\" }",
+                );
                 return None;
             }
         };
@@ -593,8 +677,12 @@ impl Checker<'_> {
                     self.bad(&format!("{key}.memory_gib"), "give memory_gib or memory_mib, not both");
                     vec![1024]
                 }
-                (Some(OneOrMany::One(g)), None) => vec![gib_to_mib(self.number(&format!("{key}.memory_gib"), *g, 0.0, 1.0e6))],
-                (Some(OneOrMany::Many(g)), None) => g.iter().map(|g| gib_to_mib(self.number(&format!("{key}.memory_gib"), *g, 0.0, 1.0e6))).collect(),
+                (Some(OneOrMany::One(g)), None) => {
+                    vec![gib_to_mib(self.number(&format!("{key}.memory_gib"), *g, 0.0, 1.0e6))]
+                }
+                (Some(OneOrMany::Many(g)), None) => {
+                    g.iter().map(|g| gib_to_mib(self.number(&format!("{key}.memory_gib"), *g, 0.0, 1.0e6))).collect()
+                }
                 (None, Some(OneOrMany::One(m))) => vec![*m],
                 (None, Some(OneOrMany::Many(m))) => m.clone(),
                 (None, None) => {
@@ -615,7 +703,8 @@ impl Checker<'_> {
                     rids.push(id);
                 }
             }
-            let users_near = s.users_near.as_ref().and_then(|u| self.region_ref(&format!("{key}.users_near"), u, regions));
+            let users_near =
+                s.users_near.as_ref().and_then(|u| self.region_ref(&format!("{key}.users_near"), u, regions));
             let group = match &s.group {
                 Some(g) => match groups.get(g) {
                     Some(id) => Some(*id),
@@ -634,11 +723,18 @@ impl Checker<'_> {
                 spot_allowed: s.spot_allowed,
                 providers,
                 regions: rids,
-                max_price_per_h: s.max_price_per_h.map(|m| self.number(&format!("{key}.max_price_per_h"), m, 0.0, 1.0e6)),
+                max_price_per_h: s
+                    .max_price_per_h
+                    .map(|m| self.number(&format!("{key}.max_price_per_h"), m, 0.0, 1.0e6)),
                 users_near,
                 group,
                 lifetime_hint: s.lifetime_hint,
-                egress_gib_per_h: self.number(&format!("{key}.egress_gib_per_h"), s.egress_gib_per_h.unwrap_or(0.0), 0.0, 1.0e6),
+                egress_gib_per_h: self.number(
+                    &format!("{key}.egress_gib_per_h"),
+                    s.egress_gib_per_h.unwrap_or(0.0),
+                    0.0,
+                    1.0e6,
+                ),
             });
         }
         if !shapes.is_empty() && shapes.iter().map(|s| s.weight).sum::<f64>() <= 0.0 {
@@ -652,13 +748,21 @@ impl Checker<'_> {
             let multiplier = self.number(&format!("{key}.multiplier"), b.multiplier, 0.0, 1.0e6);
             for &s in &b.shapes {
                 if s >= shapes.len() {
-                    self.bad(&format!("{key}.shapes"), format!("shape index {s} does not exist (there are {} shapes, numbered from 0)", shapes.len()));
+                    self.bad(
+                        &format!("{key}.shapes"),
+                        format!("shape index {s} does not exist (there are {} shapes, numbered from 0)", shapes.len()),
+                    );
                 }
             }
             if start >= duration {
                 self.bad(&format!("{key}.start"), "starts after the end of the scenario");
             }
-            bursts.push(Burst { start: SimTime(start.as_millis()), end: SimTime(start.as_millis()) + len, multiplier, shapes: b.shapes.clone() });
+            bursts.push(Burst {
+                start: SimTime(start.as_millis()),
+                end: SimTime(start.as_millis()) + len,
+                multiplier,
+                shapes: b.shapes.clone(),
+            });
         }
         Some(Workload { arrival, lifetime, max_requests: w.max_requests, shapes, bursts })
     }
@@ -686,7 +790,8 @@ impl Checker<'_> {
                 raw::RawFault::RegionOutage { region, at, duration: d, detect_after } => {
                     let Some(r) = self.region_ref(&format!("{key}.region"), region, names) else { continue };
                     let Some((at, end)) = window(self, at, d) else { continue };
-                    let detect_after = self.opt_duration(&format!("{key}.detect_after"), detect_after.as_deref(), SimDuration::ZERO);
+                    let detect_after =
+                        self.opt_duration(&format!("{key}.detect_after"), detect_after.as_deref(), SimDuration::ZERO);
                     Fault { at, end, kind: FaultKind::Outage { region: r, zone: None, detect_after } }
                 }
                 raw::RawFault::ZoneOutage { region, zone, at, duration: d, detect_after } => {
@@ -696,13 +801,26 @@ impl Checker<'_> {
                         continue;
                     };
                     let Some((at, end)) = window(self, at, d) else { continue };
-                    let detect_after = self.opt_duration(&format!("{key}.detect_after"), detect_after.as_deref(), SimDuration::ZERO);
+                    let detect_after =
+                        self.opt_duration(&format!("{key}.detect_after"), detect_after.as_deref(), SimDuration::ZERO);
                     Fault { at, end, kind: FaultKind::Outage { region: r, zone: Some(z), detect_after } }
                 }
-                raw::RawFault::SpotStorm { region, provider, at, duration: d, interruption_multiplier, price_multiplier } => {
+                raw::RawFault::SpotStorm {
+                    region,
+                    provider,
+                    at,
+                    duration: d,
+                    interruption_multiplier,
+                    price_multiplier,
+                } => {
                     let rs: Vec<RegionId> = match (region, provider) {
-                        (Some(name), None) => self.region_ref(&format!("{key}.region"), name, names).into_iter().collect(),
-                        (None, Some(p)) => (0..regions.len()).filter(|&i| regions[i].provider == *p).map(|i| RegionId(i as u16)).collect(),
+                        (Some(name), None) => {
+                            self.region_ref(&format!("{key}.region"), name, names).into_iter().collect()
+                        }
+                        (None, Some(p)) => (0..regions.len())
+                            .filter(|&i| regions[i].provider == *p)
+                            .map(|i| RegionId(i as u16))
+                            .collect(),
                         _ => {
                             self.bad(&key, "a spot-storm names exactly one of region or provider");
                             continue;
@@ -714,8 +832,18 @@ impl Checker<'_> {
                         end,
                         kind: FaultKind::SpotStorm {
                             regions: rs,
-                            interruption_multiplier: self.number(&format!("{key}.interruption_multiplier"), *interruption_multiplier, 0.0, 1.0e4),
-                            price_multiplier: self.number(&format!("{key}.price_multiplier"), price_multiplier.unwrap_or(1.0), 0.0, 1.0e4),
+                            interruption_multiplier: self.number(
+                                &format!("{key}.interruption_multiplier"),
+                                *interruption_multiplier,
+                                0.0,
+                                1.0e4,
+                            ),
+                            price_multiplier: self.number(
+                                &format!("{key}.price_multiplier"),
+                                price_multiplier.unwrap_or(1.0),
+                                0.0,
+                                1.0e4,
+                            ),
                         },
                     }
                 }

@@ -303,9 +303,22 @@ pub struct RawBurst {
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum RawFault {
     /// A whole region goes down.
-    RegionOutage { region: String, at: String, duration: String, #[serde(default)] detect_after: Option<String> },
+    RegionOutage {
+        region: String,
+        at: String,
+        duration: String,
+        #[serde(default)]
+        detect_after: Option<String>,
+    },
     /// One zone goes down.
-    ZoneOutage { region: String, zone: String, at: String, duration: String, #[serde(default)] detect_after: Option<String> },
+    ZoneOutage {
+        region: String,
+        zone: String,
+        at: String,
+        duration: String,
+        #[serde(default)]
+        detect_after: Option<String>,
+    },
     /// Spot interruptions multiply in a region (all regions of a provider with `provider`).
     SpotStorm {
         #[serde(default)]
@@ -319,8 +332,14 @@ pub enum RawFault {
         price_multiplier: Option<f64>,
     },
     /// Prices of a region's offers multiply.
-    PriceSpike { region: String, at: String, duration: String, multiplier: f64, #[serde(default)] market: Option<engine::Market> },
+    PriceSpike {
+        region: String,
+        at: String,
+        duration: String,
+        multiplier: f64,
+        #[serde(default)]
+        market: Option<engine::Market>,
+    },
     /// The cloud's real capacity in a region shrinks to a fraction (the engine does not know).
     CapacityCrunch { region: String, at: String, duration: String, fraction: f64 },
 }
-

@@ -40,7 +40,12 @@ fn cli(text: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().expect("tmp");
     let p = dir.path().join("bad.toml");
     std::fs::write(&p, text).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_sim")).arg(&p).arg("--out").arg(dir.path().join("out")).output().expect("runs sim");
+    let out = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .arg(&p)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .expect("runs sim");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "sim panicked: {stderr}");
     (out.status.code(), stderr)
@@ -115,7 +120,9 @@ fn dangling_reference() {
 
 #[test]
 fn dangling_instance_type_and_every_problem_reported() {
-    let text = GOOD.replace("instance_type = \"small\"", "instance_type = \"huge\"").replace("rate_per_s = 0.1", "rate_per_s = 0");
+    let text = GOOD
+        .replace("instance_type = \"small\"", "instance_type = \"huge\"")
+        .replace("rate_per_s = 0.1", "rate_per_s = 0");
     let e = error_of(&text);
     let lines: Vec<&str> = e.lines().collect();
     assert!(lines.iter().any(|l| l.contains("offers[0].instance_type: no instance type named \"huge\"")), "{e}");
@@ -137,7 +144,8 @@ fn missing_trace_file() {
 #[test]
 fn malformed_trace_row() {
     let dir = tempfile::tempdir().expect("tmp");
-    std::fs::write(dir.path().join("t.csv"), "arrival_s,lifetime_s,vcpu,memory_mib\n0,60,2,1024\n5,60,zero,1024\n").expect("write");
+    std::fs::write(dir.path().join("t.csv"), "arrival_s,lifetime_s,vcpu,memory_mib\n0,60,2,1024\n5,60,zero,1024\n")
+        .expect("write");
     let text = GOOD.replace(
         "arrival = { process = \"poisson\", rate_per_s = 0.1 }",
         "arrival = { process = \"trace\", path = \"t.csv\", format = \"simple\" }",

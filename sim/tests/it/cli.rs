@@ -62,7 +62,11 @@ fn run_subcommand_with_overrides_and_csv() {
 
 #[test]
 fn check_and_policies() {
-    let out = Command::new(env!("CARGO_BIN_EXE_sim")).arg("check").arg(crate::scenario_path("burst.toml")).output().expect("runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_sim"))
+        .arg("check")
+        .arg(crate::scenario_path("burst.toml"))
+        .output()
+        .expect("runs");
     assert!(out.status.success());
     let out = Command::new(env!("CARGO_BIN_EXE_sim")).arg("policies").output().expect("runs");
     let text = String::from_utf8_lossy(&out.stdout);

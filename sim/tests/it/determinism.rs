@@ -11,7 +11,12 @@ fn run_to(dir: &Path, seed: Option<u64>) -> Vec<(String, Vec<u8>)> {
     let files = write_all(dir, &r, &s.catalog, OutputOptions { csv: true }).expect("writes");
     let mut out: Vec<(String, Vec<u8>)> = files
         .iter()
-        .map(|p| (p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), std::fs::read(p).expect("read back")))
+        .map(|p| {
+            (
+                p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                std::fs::read(p).expect("read back"),
+            )
+        })
         .collect();
     out.sort();
     out
@@ -19,7 +24,8 @@ fn run_to(dir: &Path, seed: Option<u64>) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn same_seed_gives_identical_bytes_and_another_seed_does_not() {
-    let (a, b, c) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+    let (a, b, c) =
+        (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
     let first = run_to(a.path(), None);
     let second = run_to(b.path(), None);
     assert_eq!(first.len(), 7, "summary.json + 3 tables × (parquet, csv)");

@@ -43,7 +43,8 @@ arrival = {{ process = "trace", path = "t.csv", format = "simple" }}
 fn three_vms_one_hour_each() {
     // Three 1 h VMs arriving at 0, 100 and 200 s; capacity 2, so the third waits? No: the first
     // two are placed, the third finds the offer full and is rejected (queue_timeout defaults to 0).
-    let (_d, s) = scenario("arrival_s,lifetime_s,vcpu,memory_mib\n0,3600,2,4096\n100,3600,2,4096\n200,3600,2,4096\n", "");
+    let (_d, s) =
+        scenario("arrival_s,lifetime_s,vcpu,memory_mib\n0,3600,2,4096\n100,3600,2,4096\n200,3600,2,4096\n", "");
     let r = sim::run(&s, &RunOptions::default(), &mut ()).expect("runs");
     let m = &r.summary;
     assert_eq!((m.requests_total, m.requests_served, m.requests_rejected), (3, 2, 1));

@@ -42,7 +42,12 @@ fn small_scenarios_run_and_serve_most_requests() {
         let (_, r) = run(&name);
         let m = &r.summary;
         assert!(m.requests_total > 0, "{name}: no requests");
-        assert!(m.requests_served as f64 >= 0.5 * m.requests_total as f64, "{name}: served {} of {}", m.requests_served, m.requests_total);
+        assert!(
+            m.requests_served as f64 >= 0.5 * m.requests_total as f64,
+            "{name}: served {} of {}",
+            m.requests_served,
+            m.requests_total
+        );
         assert!(m.availability > 0.5 && m.availability <= 1.0, "{name}: availability {}", m.availability);
         assert!(m.total_cost_usd > 0.0, "{name}: free?");
     }
@@ -70,7 +75,12 @@ fn spot_storm_interrupts_and_replaces() {
     let m = &r.summary;
     assert!(m.spot_interruptions > 100, "{}", m.spot_interruptions);
     // Most interrupted VMs get a replacement running before the two-minute notice runs out.
-    assert!(m.migrations * 2 > m.spot_interruptions, "{} migrations for {} interruptions", m.migrations, m.spot_interruptions);
+    assert!(
+        m.migrations * 2 > m.spot_interruptions,
+        "{} migrations for {} interruptions",
+        m.migrations,
+        m.spot_interruptions
+    );
     // The storm (2 h to 3 h) shows in the time series: interruptions pile up faster during it.
     let at = |t: f64| r.samples.iter().rfind(|x| x.time_s <= t).map_or(0, |x| x.interruptions_total);
     assert!(at(10_800.0) - at(7_200.0) > 3 * (at(7_200.0) - at(3_600.0)), "storm not visible");
@@ -82,13 +92,18 @@ fn cost_optimized_uses_commitments_on_prem_and_the_budget() {
     let m = &r.summary;
     assert!(m.commitment_fees_usd > 0.0);
     assert!(m.cost_by_provider_usd["onprem"] > 0.0, "the on-prem pool is used");
-    assert!(m.rejected_by_reason.get("over-budget").is_some_and(|n| *n > 0), "the budget binds: {:?}", m.rejected_by_reason);
+    assert!(
+        m.rejected_by_reason.get("over-budget").is_some_and(|n| *n > 0),
+        "the budget binds: {:?}",
+        m.rejected_by_reason
+    );
 }
 
 #[test]
 fn trace_replays_every_record() {
     // 300 VMs in the Azure sample, 328 task lives in the Google sample, 506 rows in ours.
-    for (file, n) in [("trace-replay.toml", 300), ("trace-replay-google.toml", 328), ("trace-replay-simple.toml", 506)] {
+    for (file, n) in [("trace-replay.toml", 300), ("trace-replay-google.toml", 328), ("trace-replay-simple.toml", 506)]
+    {
         let (_, r) = run(file);
         assert_eq!(r.summary.requests_total, n, "{file}");
     }
@@ -101,12 +116,34 @@ fn burst_spills_from_aws_into_the_other_clouds() {
     let provider = |v: &sim::results::VmRecord| v.first_offer.map(|o| s.catalog.provider_of(o));
     // Front-ends (shape 0, on demand) are placed on AWS before the burst (reserved m5.large there,
     // then the cheapest on-demand price, tied with Azure and first in catalog order)…
-    let front = |lo: f64, hi: f64| r.vms.iter().filter(move |v| v.shape == Some(0) && v.arrival_s >= lo && v.arrival_s < hi);
+    let front =
+        |lo: f64, hi: f64| r.vms.iter().filter(move |v| v.shape == Some(0) && v.arrival_s >= lo && v.arrival_s < hi);
     let before: Vec<_> = front(0.0, 7200.0).map(provider).collect();
     assert!(!before.is_empty() && before.iter().all(|p| *p == Some(engine::Provider::Aws)), "{before:?}");
     // …and spill into Azure and GCP during it, when AWS's capacity (halved by the crunch) runs out.
-    let spilled = front(7200.0, 9900.0).filter(|v| matches!(provider(v), Some(engine::Provider::Azure | engine::Provider::Gcp))).count();
+    let spilled = front(7200.0, 9900.0)
+        .filter(|v| matches!(provider(v), Some(engine::Provider::Azure | engine::Provider::Gcp)))
+        .count();
     assert!(spilled > 20, "only {spilled} front-ends spilled over");
     assert!(m.cloud.insufficient_capacity > 0, "the capacity crunch makes AWS create calls fail");
     assert!(m.availability > 0.95, "{}", m.availability);
+}
+
+#[test]
+fn large_scenarios_run_when_capped() {
+    // The full runs are measured in release mode (README); here the first 20,000 requests of each
+    // show the scenario works end to end in a debug build.
+    for name in LARGE {
+        let mut s = sim::scenario::load(&crate::scenario_path(name)).expect("valid");
+        s.workload.max_requests = Some(20_000);
+        let r = sim::run(&s, &RunOptions::default(), &mut ()).expect("runs");
+        let m = &r.summary;
+        assert_eq!(m.requests_total, 20_000, "{name}");
+        assert!(m.availability > 0.95, "{name}: {}", m.availability);
+        if name.starts_with("onprem") {
+            // 20,000 VMs never fill 1,000 hosts of 144 vCPU: nothing is rejected, all on-prem.
+            assert_eq!(m.requests_rejected, 0, "{name}");
+            assert!(m.cost_by_provider_usd["onprem"] > 0.0 && m.cost_by_provider_usd["aws"] == 0.0, "{name}");
+        }
+    }
 }
