@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::cost::CostModel;
+use crate::deploy::{self, Deployment, DeploymentSpec, MoveReason, Observation, Slot};
 use crate::model::{
     Catalog, GroupId, InstanceId, Market, OfferId, Placement, RegionId, Timer, TimerKind, VmId, VmRequest, VmState,
     ZoneId,
@@ -138,6 +139,42 @@ pub enum Event {
         /// The timer's purpose.
         timer: TimerKind,
     },
+    /// A deployment is created or its spec replaced.
+    DeploymentApplied {
+        /// The spec.
+        spec: Box<DeploymentSpec>,
+    },
+    /// A deployment is deleted: its VMs go.
+    DeploymentRemoved {
+        /// Which.
+        deployment: GroupId,
+    },
+    /// Monitoring figures of a deployment, for its triggers.
+    DeploymentMetrics {
+        /// Which.
+        deployment: GroupId,
+        /// CPU utilisation, 0..1.
+        cpu: Option<f64>,
+        /// p99 latency, ms.
+        latency_p99_ms: Option<f64>,
+        /// Provider API error rate, 0..1.
+        api_error_rate: Option<f64>,
+    },
+    /// How many replicas a burst deployment's demand needs now.
+    DeploymentDemand {
+        /// Which.
+        deployment: GroupId,
+        /// Replicas.
+        replicas: u32,
+    },
+    /// An operator asks an active-passive deployment to fail over (to `to`, or the next healthy
+    /// location); the cooldown does not apply, health and capacity do.
+    ManualFailover {
+        /// Which.
+        deployment: GroupId,
+        /// Where to, if the operator says.
+        to: Option<RegionId>,
+    },
 }
 
 /// Why an instance is being provisioned.
@@ -152,6 +189,8 @@ pub enum ProvisionReason {
     Failover,
     /// A spot interruption notice arrived; a replacement starts before the instance dies.
     Replacement,
+    /// A deployment's strategy moved the VM to another location (failover, burst, cost).
+    Relocation,
 }
 
 /// What the engine asks the caller to do.
@@ -190,6 +229,25 @@ pub enum Action {
         /// Why.
         reason: RejectReason,
     },
+    /// A deployment moves from one location to another (its VMs follow with provisions and
+    /// terminations). Recorded for the decision log.
+    FailOver {
+        /// Which deployment.
+        deployment: GroupId,
+        /// From.
+        from: RegionId,
+        /// To.
+        to: RegionId,
+        /// Why.
+        reason: MoveReason,
+    },
+    /// A deployment spec was refused.
+    DeploymentRejected {
+        /// Which.
+        deployment: GroupId,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// The final bill of one instance, available from [`Engine::take_bills`].
@@ -223,6 +281,8 @@ struct VmEntry {
     first_wait: Option<SimTime>,
     /// Set when the VM lost its serving instance; next placement is a failover.
     lost: bool,
+    /// The deployment it belongs to: such VMs are never rejected, they wait for the strategy.
+    deployment: Option<GroupId>,
 }
 
 #[derive(Clone, Debug)]
@@ -242,6 +302,7 @@ pub struct Engine {
     instances: DetHashMap<InstanceId, InstanceEntry>,
     next_instance: u64,
     bills: Vec<Bill>,
+    deployments: BTreeMap<GroupId, Deployment>,
 }
 
 impl Engine {
@@ -275,6 +336,7 @@ impl Engine {
             instances: DetHashMap::default(),
             next_instance: 0,
             bills: Vec::new(),
+            deployments: BTreeMap::new(),
         })
     }
 
@@ -310,7 +372,8 @@ impl Engine {
         match event {
             Event::RequestArrived { request } => {
                 let vm = request.id;
-                if self.vms.contains_key(&vm) {
+                // Ids with the top bit set belong to deployments' replicas.
+                if self.vms.contains_key(&vm) || deploy::is_deployment_vm(vm) {
                     return;
                 }
                 self.vms.insert(
@@ -323,6 +386,7 @@ impl Engine {
                         attempts: 0,
                         first_wait: None,
                         lost: false,
+                        deployment: None,
                     },
                 );
                 self.place(vm, now, ProvisionReason::Initial, out);
@@ -363,6 +427,24 @@ impl Engine {
                     self.place(vm, now, reason, out);
                 }
             }
+            Event::TimerFired { timer: TimerKind::Deployment(id) } => {
+                if self.deployments.contains_key(&id) {
+                    self.evaluate_deployment(id, now, true, out);
+                }
+            }
+            Event::DeploymentApplied { spec } => self.apply_deployment(*spec, now, out),
+            Event::DeploymentRemoved { deployment } => self.remove_deployment(deployment, now, out),
+            Event::DeploymentMetrics { deployment, cpu, latency_p99_ms, api_error_rate } => {
+                if let Some(d) = self.deployments.get_mut(&deployment) {
+                    d.metrics = deploy::Metrics { cpu, latency_p99_ms, api_error_rate };
+                }
+            }
+            Event::DeploymentDemand { deployment, replicas } => {
+                if let Some(d) = self.deployments.get_mut(&deployment) {
+                    d.demand = replicas.min(0xff_ffff);
+                }
+            }
+            Event::ManualFailover { deployment, to } => self.manual_failover(deployment, to, now, out),
         }
     }
 
@@ -387,6 +469,242 @@ impl Engine {
             }
         }
         bills
+    }
+
+    /// A deployment's state, if it exists.
+    pub fn deployment(&self, id: GroupId) -> Option<&Deployment> {
+        self.deployments.get(&id)
+    }
+
+    /// Deployments, by id.
+    pub fn deployments(&self) -> impl Iterator<Item = &Deployment> {
+        self.deployments.values()
+    }
+
+    /// The region an instance runs in, if the engine tracks it.
+    pub fn instance_region(&self, instance: InstanceId) -> Option<RegionId> {
+        let e = self.instances.get(&instance)?;
+        Some(self.snapshot.catalog.offers[e.charge.offer.idx()].region)
+    }
+
+    fn apply_deployment(&mut self, spec: DeploymentSpec, now: SimTime, out: &mut Vec<Action>) {
+        let id = spec.id;
+        if let Err(message) = spec.validate(self.snapshot.catalog.regions.len()) {
+            out.push(Action::DeploymentRejected { deployment: id, message });
+            return;
+        }
+        match spec.max_cost_per_h {
+            Some(cap) => self.snapshot.group_budgets.insert(id, cap),
+            None => self.snapshot.group_budgets.remove(&id),
+        };
+        let every = spec.evaluate_every;
+        let fresh = !self.deployments.contains_key(&id);
+        match self.deployments.get_mut(&id) {
+            Some(d) => {
+                d.triggers = vec![deploy::TriggerState::default(); spec.triggers.len()];
+                d.demand = d.demand.max(spec.replicas);
+                d.spec = spec;
+            }
+            None => {
+                self.deployments.insert(id, Deployment::new(spec));
+            }
+        }
+        // A new deployment starts its evaluation timer; a replaced spec keeps the one it has.
+        let _ = every;
+        self.evaluate_deployment(id, now, fresh, out);
+    }
+
+    fn remove_deployment(&mut self, id: GroupId, now: SimTime, out: &mut Vec<Action>) {
+        let Some(d) = self.deployments.remove(&id) else { return };
+        self.snapshot.group_budgets.remove(&id);
+        for slot in d.slots {
+            self.handle(now, Event::Released { vm: slot.vm }, out);
+        }
+    }
+
+    fn manual_failover(&mut self, id: GroupId, to: Option<RegionId>, now: SimTime, out: &mut Vec<Action>) {
+        let Some(d) = self.deployments.get_mut(&id) else { return };
+        let deploy::Strategy::ActivePassive(c) = d.spec.strategy.clone() else { return };
+        let locs = c.locations();
+        let current = locs[d.active.min(locs.len() - 1)];
+        let target = match to {
+            Some(r) => locs.iter().position(|l| *l == r).filter(|&i| i != d.active && d.location_ok(&self.snapshot, r, now)),
+            None => deploy::pick_target(d, &locs, d.active, &self.snapshot, now),
+        };
+        let Some(i) = target else { return };
+        d.active = i;
+        d.last_failover = Some(now);
+        d.avoid.insert(current, now + d.spec.cooldown);
+        for t in &mut d.triggers {
+            t.reset();
+        }
+        out.push(Action::FailOver { deployment: id, from: current, to: locs[i], reason: MoveReason::Manual });
+        let locations = vec![locs[i]; d.spec.replicas as usize];
+        self.reconcile(id, &locations, now, out);
+    }
+
+    /// Evaluates a deployment: observes it, runs its triggers and strategy, reconciles its VMs to
+    /// the plan, and sets the timer for the next evaluation.
+    fn evaluate_deployment(&mut self, id: GroupId, now: SimTime, schedule_next: bool, out: &mut Vec<Action>) {
+        let Some(d) = self.deployments.get_mut(&id) else { return };
+        // Observe: the share of replicas running where their slot says.
+        let mut running = 0usize;
+        for slot in &d.slots {
+            let up = self.vms.get(&slot.vm).and_then(|e| e.active.filter(|_| e.state == VmState::Running));
+            let at = up.and_then(|i| self.instances.get(&i)).map(|e| self.snapshot.catalog.offers[e.charge.offer.idx()].region);
+            if at == Some(slot.location) {
+                running += 1;
+            }
+        }
+        let obs = Observation {
+            availability: if d.spec.replicas == 0 { 1.0 } else { running as f64 / d.spec.replicas as f64 },
+            cpu: d.metrics.cpu,
+            latency_p99_ms: d.metrics.latency_p99_ms,
+            api_error_rate: d.metrics.api_error_rate,
+            spend_per_h: self.snapshot.group_spend_rate(id),
+            cap_per_h: d.spec.max_cost_per_h,
+        };
+        let mut fired = None;
+        for (t, st) in d.spec.triggers.iter().zip(d.triggers.iter_mut()) {
+            // Every trigger sees every observation (their windows must stay filled).
+            if st.evaluate(t, &obs, now) && fired.is_none() {
+                fired = Some(MoveReason::Trigger(t.kind.name().to_owned()));
+            }
+        }
+        // Spot recovery: replicas whose on-demand period is over may use spot again.
+        for slot in &mut d.slots {
+            if slot.on_demand_until.is_some_and(|t| t <= now) {
+                slot.on_demand_until = None;
+            }
+        }
+        let plan = d.plan(&self.snapshot, fired, now);
+        if let Some((from, to, reason)) = plan.failover.clone() {
+            out.push(Action::FailOver { deployment: id, from, to, reason });
+        }
+        let every = d.spec.evaluate_every;
+        self.reconcile(id, &plan.locations, now, out);
+        if schedule_next {
+            out.push(Action::SetTimer { timer: Timer { at: now + every, kind: TimerKind::Deployment(id) } });
+        }
+    }
+
+    /// Brings a deployment's VMs to `locations` (one per slot): creates missing replicas, moves
+    /// misplaced ones, releases surplus ones, and retries those still waiting for a placement.
+    fn reconcile(&mut self, id: GroupId, locations: &[RegionId], now: SimTime, out: &mut Vec<Action>) {
+        let Some(d) = self.deployments.get_mut(&id) else { return };
+        // Surplus slots go first, so that their capacity and budget are free for the rest.
+        let surplus: Vec<VmId> = d.slots.iter().skip(locations.len()).map(|s| s.vm).collect();
+        d.slots.truncate(locations.len());
+        let template = d.spec.template.clone();
+        let mut work: Vec<(VmId, RegionId, bool)> = Vec::with_capacity(locations.len());
+        for (i, loc) in locations.iter().enumerate() {
+            if i >= d.slots.len() {
+                d.slots.push(Slot { vm: deploy::slot_vm(id, i as u32), location: *loc, spot_failures: 0, on_demand_until: None });
+            }
+            let slot = &mut d.slots[i];
+            slot.location = *loc;
+            let spot = template.spot_allowed && slot.on_demand_until.is_none();
+            work.push((slot.vm, *loc, spot));
+        }
+        for vm in surplus {
+            self.handle(now, Event::Released { vm }, out);
+        }
+        for (vm, loc, spot) in work {
+            if !self.vms.contains_key(&vm) {
+                let mut request = template.clone();
+                request.id = vm;
+                request.group = Some(id);
+                request.regions = vec![loc];
+                request.spot_allowed = spot;
+                let entry = VmEntry {
+                    request,
+                    state: VmState::Pending,
+                    active: None,
+                    replacement: None,
+                    attempts: 0,
+                    first_wait: None,
+                    lost: false,
+                    deployment: Some(id),
+                };
+                self.vms.insert(vm, entry);
+                self.place(vm, now, ProvisionReason::Initial, out);
+                continue;
+            }
+            self.relocate(vm, loc, spot, now, out);
+        }
+    }
+
+    /// Moves one replica to `loc` (and the market its spot flag allows) if it is not there.
+    fn relocate(&mut self, vm: VmId, loc: RegionId, spot: bool, now: SimTime, out: &mut Vec<Action>) {
+        let Some(entry) = self.vms.get_mut(&vm) else { return };
+        entry.request.regions = vec![loc];
+        entry.request.spot_allowed = spot;
+        let Some(active) = entry.active else {
+            // Waiting for a placement: try again now, at the (maybe new) location.
+            let reason = if entry.lost { ProvisionReason::Failover } else { ProvisionReason::Retry };
+            self.place(vm, now, reason, out);
+            return;
+        };
+        let (replacement, lost) = (entry.replacement, entry.lost);
+        let Some(inst) = self.instances.get(&active) else { return };
+        let offer = &self.snapshot.catalog.offers[inst.charge.offer.idx()];
+        let (inst_region, inst_zone, inst_running) = (offer.region, offer.zone, inst.running);
+        let market_ok = spot || inst.charge.market == Market::OnDemand;
+        if inst_region == loc && market_ok {
+            return;
+        }
+        if let Some(rep) = replacement {
+            // A replacement is on its way: fine if it goes to the right place.
+            let ok = self.instances.get(&rep).is_some_and(|r| {
+                self.snapshot.catalog.offers[r.charge.offer.idx()].region == loc && (spot || r.charge.market == Market::OnDemand)
+            });
+            if ok {
+                return;
+            }
+            self.end_instance(rep, now);
+            out.push(Action::Terminate { instance: rep, vm });
+            if let Some(e) = self.vms.get_mut(&vm) {
+                e.replacement = None;
+            }
+        }
+        let serving = inst_running && self.snapshot.location_healthy(inst_region, inst_zone);
+        if serving && self.place_replacement(vm, now, ProvisionReason::Relocation, out) {
+            // The old instance goes when the new one runs (no gap, bounded overlap).
+            return;
+        }
+        if serving {
+            // No room for both at once (capacity or budget): keep serving, try at the next evaluation.
+            return;
+        }
+        // Not serving (still starting, or at a dead location): let it go and place afresh.
+        self.end_instance(active, now);
+        out.push(Action::Terminate { instance: active, vm });
+        if let Some(e) = self.vms.get_mut(&vm) {
+            e.active = None;
+            e.lost = lost || e.state == VmState::Running || e.state == VmState::Recovering;
+        }
+        let reason = if self.vms.get(&vm).is_some_and(|e| e.lost) { ProvisionReason::Failover } else { ProvisionReason::Relocation };
+        self.place(vm, now, reason, out);
+    }
+
+    /// Spot recovery for a deployment's replica that got an interruption notice.
+    fn spot_recovery(&mut self, vm: VmId, now: SimTime) {
+        let Some(id) = self.vms.get(&vm).and_then(|e| e.deployment) else { return };
+        let Some(d) = self.deployments.get_mut(&id) else { return };
+        for t in &mut d.triggers {
+            t.notice(now);
+        }
+        let limit = d.spec.spot.on_demand_after;
+        let back = d.spec.spot.back_to_spot_after;
+        let Some(slot) = d.slots.iter_mut().find(|s| s.vm == vm) else { return };
+        slot.spot_failures += 1;
+        if limit > 0 && slot.spot_failures >= limit {
+            slot.spot_failures = 0;
+            slot.on_demand_until = Some(now + back);
+            if let Some(e) = self.vms.get_mut(&vm) {
+                e.request.spot_allowed = false;
+            }
+        }
     }
 
     fn place(&mut self, vm: VmId, now: SimTime, reason: ProvisionReason, out: &mut Vec<Action>) {
@@ -417,6 +735,11 @@ impl Engine {
 
     fn wait_or_reject(&mut self, vm: VmId, why: RejectReason, now: SimTime, out: &mut Vec<Action>) {
         let Some(entry) = self.vms.get_mut(&vm) else { return };
+        if entry.deployment.is_some() {
+            // A deployment's replica waits for the next evaluation, which may move it elsewhere.
+            entry.state = if entry.lost { VmState::Recovering } else { VmState::Pending };
+            return;
+        }
         let since = *entry.first_wait.get_or_insert(now);
         let retryable = why != RejectReason::NoMatchingOffer;
         let deadline = since + self.config.queue_timeout;
@@ -474,7 +797,7 @@ impl Engine {
             if entry.attempts >= self.config.max_attempts {
                 return;
             }
-            self.place_replacement(vm, now, out);
+            self.place_replacement(vm, now, ProvisionReason::Replacement, out);
             return;
         }
         if entry.active != Some(instance) {
@@ -496,6 +819,12 @@ impl Engine {
             return;
         }
         // Provisioning failed.
+        if entry.attempts >= self.config.max_attempts && entry.deployment.is_some() {
+            // A deployment's replica is never given up: the next evaluation tries again.
+            entry.state = if entry.lost { VmState::Recovering } else { VmState::Pending };
+            entry.attempts = 0;
+            return;
+        }
         if entry.attempts >= self.config.max_attempts {
             self.vms.remove(&vm);
             let reason = match cause {
@@ -523,6 +852,7 @@ impl Engine {
         let (vm, offer) = (inst.vm, inst.charge.offer);
         // Block the preempted spot market so that the replacement goes elsewhere.
         self.snapshot.record_interruption(offer, now, at.max(now) + self.config.spot_block);
+        self.spot_recovery(vm, now);
         if !self.config.replace_on_notice {
             return;
         }
@@ -530,15 +860,15 @@ impl Engine {
         if entry.active != Some(instance) || entry.replacement.is_some() {
             return;
         }
-        self.place_replacement(vm, now, out);
+        self.place_replacement(vm, now, ProvisionReason::Replacement, out);
     }
 
-    fn place_replacement(&mut self, vm: VmId, now: SimTime, out: &mut Vec<Action>) {
-        let Some(entry) = self.vms.get(&vm) else { return };
+    fn place_replacement(&mut self, vm: VmId, now: SimTime, reason: ProvisionReason, out: &mut Vec<Action>) -> bool {
+        let Some(entry) = self.vms.get(&vm) else { return false };
         if let Decision::Place { candidate, scores } = self.policy.decide(&entry.request, &self.snapshot, now) {
             let instance = InstanceId(self.next_instance);
             self.next_instance += 1;
-            let Some(entry) = self.vms.get_mut(&vm) else { return };
+            let Some(entry) = self.vms.get_mut(&vm) else { return false };
             let charge = self.snapshot.allocate(&entry.request, &candidate, now);
             entry.attempts += 1;
             entry.replacement = Some(instance);
@@ -549,9 +879,11 @@ impl Engine {
                 host: candidate.host,
                 price_per_h: candidate.price_per_h,
             };
-            out.push(Action::Provision { instance, vm, placement, reason: ProvisionReason::Replacement, scores });
+            out.push(Action::Provision { instance, vm, placement, reason, scores });
+            return true;
         }
         // No room for a replacement now: the VM fails over when the instance dies.
+        false
     }
 
     fn end_instance(&mut self, instance: InstanceId, now: SimTime) {

@@ -26,6 +26,7 @@
 //! order could leak into a decision.
 
 pub mod cost;
+pub mod deploy;
 pub mod engine;
 pub mod hosts;
 pub mod model;
@@ -34,6 +35,7 @@ pub mod snapshot;
 pub mod time;
 
 pub use cost::{Billing, Commitment, CostModel, EgressPrices};
+pub use deploy::{Deployment, DeploymentSpec, MoveReason, Strategy};
 pub use engine::{Action, Bill, Engine, EngineConfig, Event, FailureCause, ProvisionReason};
 pub use hosts::HostPool;
 pub use model::{

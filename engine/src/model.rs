@@ -404,6 +404,8 @@ impl Catalog {
 pub enum TimerKind {
     /// Try to place a pending VM again.
     Retry(VmId),
+    /// Evaluate a deployment (triggers, strategy, reconciliation).
+    Deployment(GroupId),
 }
 
 /// A timer that the caller must fire back at [`crate::Event::TimerFired`] at time `at`.

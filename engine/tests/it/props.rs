@@ -313,6 +313,7 @@ impl Checker {
                 Action::Reject { vm, .. } => {
                     prop_assert!(engine.vm_state(*vm).is_none(), "rejected {vm:?} still tracked")
                 }
+                Action::FailOver { .. } | Action::DeploymentRejected { .. } => {}
             }
         }
 
