@@ -481,6 +481,15 @@ impl Engine {
         self.deployments.values()
     }
 
+    /// The region where a VM is being served from, if it has a running instance.
+    pub fn vm_serving_region(&self, vm: VmId) -> Option<RegionId> {
+        let e = self.vms.get(&vm)?;
+        if e.state != VmState::Running {
+            return None;
+        }
+        self.instance_region(e.active?)
+    }
+
     /// The region an instance runs in, if the engine tracks it.
     pub fn instance_region(&self, instance: InstanceId) -> Option<RegionId> {
         let e = self.instances.get(&instance)?;

@@ -27,8 +27,10 @@
 
 pub mod cost;
 pub mod deploy;
+pub mod dr;
 pub mod engine;
 pub mod hosts;
+pub mod migration;
 pub mod model;
 pub mod policy;
 pub mod snapshot;

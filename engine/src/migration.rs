@@ -133,7 +133,7 @@ impl MigrationParams {
     /// always valid. Values that pass are used by [`plan`] exactly as given.
     pub fn validate(&self) -> Result<(), String> {
         let gib = |name: &str, v: f64, positive: bool| {
-            let ok = if positive { v > 0.0 } else { v >= 0.0 } && v <= MAX_GIB;
+            let ok = (if positive { v > 0.0 } else { v >= 0.0 }) && v <= MAX_GIB;
             let lower = if positive { "greater than 0" } else { ">= 0" };
             check(name, v, ok, &format!("a number of GiB {lower} and at most 1e9"))
         };
@@ -294,12 +294,12 @@ pub fn transfer_time(gib: f64, bandwidth_gib_per_s: f64) -> SimDuration {
 }
 
 /// Egress dollars for a plan at `per_gib` $/GiB (see [`crate::EgressPrices::per_gib`]). A price
-/// or a transferred size that is negative, NaN or infinite counts as zero, so the result is
-/// always finite and non-negative.
+/// or a transferred size that is negative, NaN or infinite counts as zero, and the product
+/// saturates at `f64::MAX`, so the result is always finite and non-negative.
 pub fn egress_cost(plan: &MigrationPlan, per_gib: f64) -> f64 {
     let price = if per_gib.is_finite() && per_gib > 0.0 { per_gib } else { 0.0 };
     let gib = if plan.transferred_gib.is_finite() { clamp_gib(plan.transferred_gib) } else { 0.0 };
-    gib * price
+    (gib * price).min(f64::MAX)
 }
 
 #[cfg(test)]
@@ -460,6 +460,8 @@ mod tests {
         }
         let weird = MigrationPlan { transferred_gib: f64::NAN, ..p };
         assert_eq!(egress_cost(&weird, 0.09), 0.0);
+        // 16 GiB at an absurd 1e308 $/GiB overflows to infinity; it saturates instead.
+        assert_eq!(egress_cost(&p, 1e308), f64::MAX);
     }
 
     #[test]

@@ -366,6 +366,8 @@ impl Cloud {
             FaultKind::CapacityCrunch { region, fraction } => {
                 self.capacity_factor[region.idx()] = if on { *fraction } else { 1.0 };
             }
+            // Told to the engine by the driver, not the clouds' business.
+            FaultKind::Metrics { .. } | FaultKind::ManualFailover { .. } => {}
         }
     }
 

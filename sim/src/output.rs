@@ -102,6 +102,32 @@ pub fn prices_frame(r: &RunResults, c: &Catalog) -> PolarsResult<DataFrame> {
     ])
 }
 
+/// Deployment failovers.
+pub fn failovers_frame(r: &RunResults) -> PolarsResult<DataFrame> {
+    let f = &r.failovers;
+    DataFrame::new_infer_height(vec![
+        Column::new("time_s".into(), f.iter().map(|x| x.time_s).collect::<Vec<f64>>()),
+        Column::new("deployment".into(), f.iter().map(|x| x.deployment.as_str()).collect::<Vec<&str>>()),
+        Column::new("from".into(), f.iter().map(|x| x.from.as_str()).collect::<Vec<&str>>()),
+        Column::new("to".into(), f.iter().map(|x| x.to.as_str()).collect::<Vec<&str>>()),
+        Column::new("reason".into(), f.iter().map(|x| x.reason.as_str()).collect::<Vec<&str>>()),
+        Column::new("time_to_detect_s".into(), f.iter().map(|x| x.time_to_detect_s).collect::<Vec<Option<f64>>>()),
+        Column::new("time_to_recover_s".into(), f.iter().map(|x| x.time_to_recover_s).collect::<Vec<Option<f64>>>()),
+    ])
+}
+
+/// Deployment time series.
+pub fn deployments_frame(r: &RunResults) -> PolarsResult<DataFrame> {
+    let d = &r.deployment_samples;
+    DataFrame::new_infer_height(vec![
+        Column::new("time_s".into(), d.iter().map(|x| x.time_s).collect::<Vec<f64>>()),
+        Column::new("deployment".into(), d.iter().map(|x| x.deployment.as_str()).collect::<Vec<&str>>()),
+        Column::new("replicas_wanted".into(), d.iter().map(|x| x.replicas_wanted).collect::<Vec<u32>>()),
+        Column::new("replicas_running".into(), d.iter().map(|x| x.replicas_running).collect::<Vec<u32>>()),
+        Column::new("cost_rate_usd_per_h".into(), d.iter().map(|x| x.cost_rate_usd_per_h).collect::<Vec<f64>>()),
+    ])
+}
+
 /// Writes every output of a run into `dir` (created if missing). Returns the files written.
 pub fn write_all(dir: &Path, r: &RunResults, c: &Catalog, opts: OutputOptions) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::Output { path: dir.to_owned(), message: e.to_string() })?;

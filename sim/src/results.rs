@@ -129,6 +129,84 @@ pub struct FaultWindow {
     pub end_s: f64,
 }
 
+/// One row of `failovers.parquet`: a deployment moved.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FailoverRecord {
+    /// When it was decided, s.
+    pub time_s: f64,
+    /// Deployment name.
+    pub deployment: String,
+    /// From region.
+    pub from: String,
+    /// To region.
+    pub to: String,
+    /// Why (`unhealthy`, `manual`, `failback`, `rebalance`, or the trigger's name).
+    pub reason: String,
+    /// From the start of the outage of `from` to the decision, s (null when no outage caused it).
+    pub time_to_detect_s: Option<f64>,
+    /// From the outage's start (or the decision) until every replica ran again, s.
+    pub time_to_recover_s: Option<f64>,
+    #[serde(skip)]
+    cause_start: SimTime,
+}
+
+/// One row of `deployments.parquet`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeploymentSample {
+    /// Time, s.
+    pub time_s: f64,
+    /// Deployment name.
+    pub deployment: String,
+    /// Replicas wanted.
+    pub replicas_wanted: u32,
+    /// Replicas running where the strategy wants them.
+    pub replicas_running: u32,
+    /// Spend rate, $/h.
+    pub cost_rate_usd_per_h: f64,
+}
+
+/// A deployment's figures in `summary.json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeploymentSummary {
+    /// Name.
+    pub name: String,
+    /// Strategy.
+    pub strategy: String,
+    /// Failovers (all moves the strategy recorded).
+    pub failovers: u64,
+    /// Mean and 99th percentile of time to detect, s.
+    pub mean_time_to_detect_s: Option<f64>,
+    /// p99 of time to detect, s.
+    pub p99_time_to_detect_s: Option<f64>,
+    /// Mean time to recover, s.
+    pub mean_time_to_recover_s: Option<f64>,
+    /// p99 of time to recover, s.
+    pub p99_time_to_recover_s: Option<f64>,
+    /// Time with no replica running where wanted, s.
+    pub downtime_s: f64,
+    /// Time with fewer replicas running than wanted, s.
+    pub degraded_s: f64,
+    /// Replica-time running over replica-time wanted, 0..1.
+    pub availability: f64,
+    /// Dollars billed for its replicas.
+    pub cost_usd: f64,
+}
+
+#[derive(Clone, Debug)]
+struct DepRec {
+    name: String,
+    strategy: String,
+    wanted: u32,
+    running: u32,
+    last: SimTime,
+    downtime: f64,
+    degraded: f64,
+    served: f64,
+    asked: f64,
+    cost: f64,
+    open: Vec<usize>,
+}
+
 /// `summary.json`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Summary {
@@ -176,6 +254,8 @@ pub struct Summary {
     pub cloud: CloudStats,
     /// Fault windows.
     pub faults: Vec<FaultWindow>,
+    /// Multi-cloud deployments.
+    pub deployments: Vec<DeploymentSummary>,
     /// Events the simulator processed.
     pub events_processed: u64,
 }
@@ -191,6 +271,10 @@ pub struct RunResults {
     pub samples: Vec<Sample>,
     /// Spot price changes.
     pub prices: Vec<PricePoint>,
+    /// Deployment failovers.
+    pub failovers: Vec<FailoverRecord>,
+    /// Deployment time series.
+    pub deployment_samples: Vec<DeploymentSample>,
 }
 
 /// Collects results during a run.
@@ -212,6 +296,10 @@ pub struct Recorder {
     peak_instances: u64,
     first_run_total: f64,
     first_run_count: u64,
+    deps: std::collections::BTreeMap<engine::GroupId, DepRec>,
+    dep_failovers: Vec<FailoverRecord>,
+    dep_samples: Vec<DeploymentSample>,
+    outages: Vec<(engine::RegionId, SimTime)>,
 }
 
 impl Recorder {
@@ -235,6 +323,10 @@ impl Recorder {
             peak_instances: 0,
             first_run_total: 0.0,
             first_run_count: 0,
+            deps: Default::default(),
+            dep_failovers: Vec::new(),
+            dep_samples: Vec::new(),
+            outages: Vec::new(),
         }
     }
 
@@ -386,7 +478,12 @@ impl Recorder {
         for b in bills {
             self.billed += b.usd;
             self.cost_by_provider[catalog.provider_of(b.offer).index()] += b.usd;
-            if let Some(r) = self.vms.get_mut(b.vm.0 as usize) {
+            if engine::deploy::is_deployment_vm(b.vm) {
+                let id = engine::GroupId(((b.vm.0 >> 24) & 0xffff_ffff) as u32);
+                if let Some(d) = self.deps.get_mut(&id) {
+                    d.cost += b.usd;
+                }
+            } else if let Some(r) = self.vms.get_mut(b.vm.0 as usize) {
                 r.cost_usd += b.usd;
             }
         }
@@ -397,8 +494,81 @@ impl Recorder {
         self.prices.push(p);
     }
 
+    /// A deployment was created.
+    pub fn deployment(&mut self, spec: &engine::DeploymentSpec) {
+        self.deps.insert(
+            spec.id,
+            DepRec {
+                name: spec.name.clone(),
+                strategy: spec.strategy.name().to_owned(),
+                wanted: 0,
+                running: 0,
+                last: SimTime::ZERO,
+                downtime: 0.0,
+                degraded: 0.0,
+                served: 0.0,
+                asked: 0.0,
+                cost: 0.0,
+                open: Vec::new(),
+            },
+        );
+    }
+
+    /// A deployment spec was refused (cannot happen for a checked scenario; kept for the record).
+    pub fn deployment_rejected(&mut self, _id: engine::GroupId, _message: String) {}
+
+    /// A deployment moved.
+    pub fn failover(&mut self, id: engine::GroupId, from: engine::RegionId, to: engine::RegionId, reason: engine::MoveReason, now: SimTime, c: &Catalog) {
+        let Some(d) = self.deps.get_mut(&id) else { return };
+        let outage = self.outages.iter().rev().find(|(r, at)| *r == from && *at <= now).map(|(_, at)| *at);
+        let reason = match reason {
+            engine::MoveReason::Trigger(t) => t,
+            other => serde_json::to_value(&other).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+        };
+        d.open.push(self.dep_failovers.len());
+        self.dep_failovers.push(FailoverRecord {
+            time_s: now.as_secs_f64(),
+            deployment: d.name.clone(),
+            from: c.regions[from.idx()].name.clone(),
+            to: c.regions[to.idx()].name.clone(),
+            reason,
+            time_to_detect_s: outage.map(|at| now.since(at).as_secs_f64()),
+            time_to_recover_s: None,
+            cause_start: outage.unwrap_or(now),
+        });
+    }
+
+    /// Looks at every deployment: accounts replica-time since the last look.
+    pub fn probe(&mut self, now: SimTime, engine: &Engine) {
+        for (id, d) in self.deps.iter_mut() {
+            let dt = now.since(d.last).as_secs_f64();
+            d.served += d.running as f64 * dt;
+            d.asked += d.wanted as f64 * dt;
+            if d.wanted > 0 && d.running == 0 {
+                d.downtime += dt;
+            }
+            if d.running < d.wanted {
+                d.degraded += dt;
+            }
+            d.last = now;
+            let Some(dep) = engine.deployment(*id) else { continue };
+            d.wanted = dep.slots.len() as u32;
+            d.running = dep.slots.iter().filter(|s| engine.vm_serving_region(s.vm) == Some(s.location)).count() as u32;
+            if d.wanted > 0 && d.running == d.wanted {
+                for i in d.open.drain(..) {
+                    if let Some(f) = self.dep_failovers.get_mut(i) {
+                        f.time_to_recover_s = Some(now.since(f.cause_start).as_secs_f64());
+                    }
+                }
+            }
+        }
+    }
+
     /// A fault started or ended.
-    pub fn fault(&mut self, i: usize, on: bool, now: SimTime) {
+    pub fn fault(&mut self, i: usize, kind: &crate::scenario::FaultKind, on: bool, now: SimTime) {
+        if let (crate::scenario::FaultKind::Outage { region, .. }, true) = (kind, on) {
+            self.outages.push((*region, now));
+        }
         if on {
             self.faults.push(FaultWindow { fault: i, start_s: now.as_secs_f64(), end_s: f64::NAN });
         } else if let Some(w) = self.faults.iter_mut().rev().find(|w| w.fault == i && w.end_s.is_nan()) {
@@ -409,6 +579,15 @@ impl Recorder {
     /// Takes a time-series sample.
     pub fn sample(&mut self, now: SimTime, engine: &Engine, _final: bool) {
         let snap = engine.snapshot();
+        for (id, d) in &self.deps {
+            self.dep_samples.push(DeploymentSample {
+                time_s: now.as_secs_f64(),
+                deployment: d.name.clone(),
+                replicas_wanted: d.wanted,
+                replicas_running: d.running,
+                cost_rate_usd_per_h: snap.group_spend_rate(*id),
+            });
+        }
         let instances = snap.spread.by_provider.map(u64::from);
         self.peak_instances = self.peak_instances.max(instances.iter().sum());
         self.samples.push(Sample {
@@ -485,9 +664,46 @@ impl Recorder {
             peak_instances: self.peak_instances,
             cloud: cloud.clone(),
             faults: self.faults,
+            deployments: self.deps.values().map(|d| deployment_summary(d, &self.dep_failovers)).collect(),
             events_processed: events,
         };
-        RunResults { summary, vms: self.vms, samples: self.samples, prices: self.prices }
+        RunResults {
+            summary,
+            vms: self.vms,
+            samples: self.samples,
+            prices: self.prices,
+            failovers: self.dep_failovers,
+            deployment_samples: self.dep_samples,
+        }
+    }
+}
+
+fn mean_p99(mut v: Vec<f64>) -> (Option<f64>, Option<f64>) {
+    if v.is_empty() {
+        return (None, None);
+    }
+    v.sort_by(f64::total_cmp);
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let p99 = v[((v.len() as f64 * 0.99).ceil() as usize).clamp(1, v.len()) - 1];
+    (Some(mean), Some(p99))
+}
+
+fn deployment_summary(d: &DepRec, failovers: &[FailoverRecord]) -> DeploymentSummary {
+    let mine: Vec<&FailoverRecord> = failovers.iter().filter(|f| f.deployment == d.name).collect();
+    let (mean_detect, p99_detect) = mean_p99(mine.iter().filter_map(|f| f.time_to_detect_s).collect());
+    let (mean_recover, p99_recover) = mean_p99(mine.iter().filter_map(|f| f.time_to_recover_s).collect());
+    DeploymentSummary {
+        name: d.name.clone(),
+        strategy: d.strategy.clone(),
+        failovers: mine.len() as u64,
+        mean_time_to_detect_s: mean_detect,
+        p99_time_to_detect_s: p99_detect,
+        mean_time_to_recover_s: mean_recover,
+        p99_time_to_recover_s: p99_recover,
+        downtime_s: d.downtime,
+        degraded_s: d.degraded,
+        availability: if d.asked > 0.0 { d.served / d.asked } else { 1.0 },
+        cost_usd: d.cost,
     }
 }
 

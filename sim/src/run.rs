@@ -27,7 +27,16 @@ pub enum SimEvent {
     Timer(TimerKind),
     /// Take a time-series sample.
     Sample,
+    /// Create deployment `i` of the scenario.
+    Deploy(usize),
+    /// Deployment `i` now needs this many replicas.
+    Demand(usize, u32),
+    /// Look at the deployments (for downtime accounting).
+    Probe,
 }
+
+/// How often deployments are looked at for downtime accounting.
+pub const PROBE_INTERVAL: SimDuration = SimDuration::from_secs(5);
 
 /// Options of one run that are not in the scenario.
 #[derive(Clone, Debug, Default)]
@@ -81,6 +90,15 @@ impl<'a> Simulation<'a> {
         let cloud = Cloud::new(s, &streams, &mut queue);
         let generator = Generator::new(s, &streams);
         queue.push(SimTime::ZERO, SimEvent::Sample);
+        for (i, d) in s.deployments.iter().enumerate() {
+            queue.push(SimTime::ZERO, SimEvent::Deploy(i));
+            for (at, n) in &d.demand {
+                queue.push(*at, SimEvent::Demand(i, *n));
+            }
+        }
+        if !s.deployments.is_empty() {
+            queue.push(SimTime::ZERO, SimEvent::Probe);
+        }
         for (i, f) in s.faults.iter().enumerate() {
             queue.push(f.at, SimEvent::Fault(i, true));
             queue.push(f.end, SimEvent::Fault(i, false));
@@ -117,6 +135,7 @@ impl<'a> Simulation<'a> {
         let bills = self.engine.bill_open_instances(self.end);
         self.rec.add_bills(&self.engine.take_bills(), &self.s.catalog);
         self.rec.add_bills(&bills, &self.s.catalog);
+        self.rec.probe(self.end, &self.engine);
         self.rec.sample(self.end, &self.engine, true);
         Ok(self.rec.finish(self.s, &self.engine, self.end, events, &self.cloud.stats))
     }
@@ -164,16 +183,42 @@ impl<'a> Simulation<'a> {
                         self.queue.push(now + detect_after, SimEvent::Detect(i, on));
                     }
                 }
+                match f.kind {
+                    FaultKind::Metrics { deployment, cpu, latency_p99_ms, api_error_rate } => {
+                        let ev = if on {
+                            Event::DeploymentMetrics { deployment, cpu, latency_p99_ms, api_error_rate }
+                        } else {
+                            Event::DeploymentMetrics { deployment, cpu: None, latency_p99_ms: None, api_error_rate: None }
+                        };
+                        self.feed(now, ev);
+                    }
+                    FaultKind::ManualFailover { deployment, to } if on => self.feed(now, Event::ManualFailover { deployment, to }),
+                    _ => {}
+                }
                 let mut obs = std::mem::take(&mut self.observations);
                 self.cloud.fault(self.s, &f.kind, on, &mut obs);
-                self.rec.fault(i, on, now);
+                self.rec.fault(i, &f.kind, on, now);
                 self.observe(now, &mut obs);
                 self.observations = obs;
             }
             SimEvent::Detect(i, on) => self.detect(now, i, on),
+            SimEvent::Deploy(i) => {
+                let spec = self.s.deployments[i].spec.clone();
+                self.rec.deployment(&spec);
+                self.feed(now, Event::DeploymentApplied { spec: Box::new(spec) });
+            }
+            SimEvent::Demand(i, replicas) => {
+                let deployment = self.s.deployments[i].spec.id;
+                self.feed(now, Event::DeploymentDemand { deployment, replicas });
+            }
+            SimEvent::Probe => {
+                self.rec.probe(now, &self.engine);
+                self.queue.push(now + PROBE_INTERVAL, SimEvent::Probe);
+            }
             SimEvent::Timer(t) => self.feed(now, Event::TimerFired { timer: t }),
             SimEvent::Sample => {
                 self.rec.add_bills(&self.engine.take_bills(), &self.s.catalog);
+                self.rec.probe(now, &self.engine);
                 self.rec.sample(now, &self.engine, false);
                 self.queue.push(now + self.s.sample_interval, SimEvent::Sample);
             }
@@ -254,6 +299,8 @@ impl<'a> Simulation<'a> {
                 }
                 Action::SetTimer { timer } => self.queue.push(timer.at, SimEvent::Timer(timer.kind)),
                 Action::Reject { vm, reason } => self.rec.rejected(vm, reason, now),
+                Action::FailOver { deployment, from, to, reason } => self.rec.failover(deployment, from, to, reason, now, &self.s.catalog),
+                Action::DeploymentRejected { deployment, message } => self.rec.deployment_rejected(deployment, message),
             }
         }
         self.actions = actions;

@@ -481,7 +481,10 @@ impl Checker<'_> {
         }
 
         let workload = self.workload(&raw.workload, &region_ids, &group_ids, duration);
-        let faults = self.faults(&raw.faults, &region_ids, &regions, &zones, duration);
+        let deployments = self.deployments(&raw.deployments, &region_ids, &regions, group_ids.len());
+        let deployment_ids: BTreeMap<String, GroupId> =
+            deployments.iter().map(|d| (d.spec.name.clone(), d.spec.id)).collect();
+        let faults = self.faults(&raw.faults, &region_ids, &regions, &zones, duration, &deployment_ids);
 
         if !self.problems.is_empty() {
             // Later checks would only repeat the problems already found in other words.
@@ -526,7 +529,234 @@ impl Checker<'_> {
             groups: group_names,
             workload: workload?,
             faults: faults?,
+            deployments,
         })
+    }
+
+    /// A share written `0.95`, `"95%"` or `"cpu:80%"` (the prefix is ignored here).
+    fn fraction(&mut self, key: &str, v: &raw::NumOrStr) -> Option<f64> {
+        let parsed = match v {
+            raw::NumOrStr::Num(n) => Some(*n),
+            raw::NumOrStr::Str(s) => {
+                let t = s.rsplit(':').next().unwrap_or(s).trim();
+                match t.strip_suffix('%') {
+                    Some(p) => p.trim().parse::<f64>().ok().map(|x| x / 100.0),
+                    None => t.parse::<f64>().ok(),
+                }
+            }
+        };
+        match parsed.filter(|x| x.is_finite() && (0.0..=1.0).contains(x)) {
+            Some(x) => Some(x),
+            None => {
+                self.bad(key, "must be a share such as 0.95 or \"95%\" (between 0 and 1)");
+                None
+            }
+        }
+    }
+
+    fn money(&mut self, key: &str, v: &raw::NumOrStr) -> Option<f64> {
+        let parsed = match v {
+            raw::NumOrStr::Num(n) => Some(*n),
+            raw::NumOrStr::Str(s) => s.trim().trim_start_matches('$').parse::<f64>().ok(),
+        };
+        match parsed.filter(|x| x.is_finite() && *x >= 0.0) {
+            Some(x) => Some(x),
+            None => {
+                self.bad(key, "must be an amount in $/h such as 1.00 or \"1.00\"");
+                None
+            }
+        }
+    }
+
+    fn deployments(
+        &mut self,
+        raw_deps: &[raw::RawDeployment],
+        names: &BTreeMap<String, RegionId>,
+        regions: &[Region],
+        first_group: usize,
+    ) -> Vec<super::DeploymentSim> {
+        use engine::deploy::{ActiveActiveConfig, ActivePassiveConfig, BurstConfig, CostOptimizedConfig, SpotRecovery, Strategy, Trigger, TriggerKind};
+        let mut out = Vec::new();
+        let mut seen = BTreeMap::new();
+        for (i, d) in raw_deps.iter().enumerate() {
+            let key = format!("deployments[{i}]");
+            if seen.insert(d.name.clone(), ()).is_some() {
+                self.bad(&format!("{key}.name"), format!("deployment {:?} is defined twice", d.name));
+            }
+            if d.vcpu == 0 {
+                self.bad(&format!("{key}.vcpu"), "must be at least 1");
+            }
+            let sk = format!("{key}.deploymentStrategy");
+            let st = &d.deployment_strategy;
+            let region = |ck: &mut Self, k: &str, n: &str| ck.region_ref(&format!("{sk}.{k}"), n, names);
+            let dur = |ck: &mut Self, k: &str, v: &Option<String>, default: u64| {
+                ck.opt_duration(&format!("{sk}.{k}"), v.as_deref(), SimDuration::from_secs(default))
+            };
+            let strategy = match st.kind.as_str() {
+                "active-passive" => {
+                    let Some(p) = st.primary.as_deref() else {
+                        self.bad(&format!("{sk}.primary"), "active-passive needs a primary location");
+                        continue;
+                    };
+                    let Some(primary) = region(self, "primary", p) else { continue };
+                    let secondary: Vec<RegionId> =
+                        st.secondary.iter().enumerate().filter_map(|(j, n)| region(self, &format!("secondary[{j}]"), n)).collect();
+                    if secondary.is_empty() {
+                        self.bad(&format!("{sk}.secondary"), "active-passive needs at least one secondary location");
+                    }
+                    Strategy::ActivePassive(ActivePassiveConfig {
+                        primary,
+                        secondary,
+                        failback: st.failback.unwrap_or(false),
+                        hold_down: dur(self, "holdDown", &st.hold_down, 900),
+                    })
+                }
+                "active-active" => {
+                    let mut locations = Vec::new();
+                    for (j, w) in st.locations.iter().enumerate() {
+                        if let Some(r) = region(self, &format!("locations[{j}].region"), &w.region) {
+                            let weight = self.number(&format!("{sk}.locations[{j}].weight"), w.weight.unwrap_or(1.0), 0.0, 1.0e6);
+                            locations.push((r, weight));
+                        }
+                    }
+                    if locations.is_empty() {
+                        self.bad(&format!("{sk}.locations"), "active-active needs locations: [{ region = \"...\", weight = 1 }, ...]");
+                        continue;
+                    }
+                    Strategy::ActiveActive(ActiveActiveConfig { locations, restore_after: dur(self, "restoreAfter", &st.restore_after, 600) })
+                }
+                "burst" => {
+                    let Some(p) = st.primary.as_deref() else {
+                        self.bad(&format!("{sk}.primary"), "burst needs a primary location");
+                        continue;
+                    };
+                    let Some(primary) = region(self, "primary", p) else { continue };
+                    let targets: Vec<RegionId> =
+                        st.targets.iter().enumerate().filter_map(|(j, n)| region(self, &format!("targets[{j}]"), n)).collect();
+                    Strategy::Burst(BurstConfig {
+                        primary,
+                        targets,
+                        primary_max: st.primary_max,
+                        scale_in_after: dur(self, "scaleInAfter", &st.scale_in_after, 600),
+                        step: st.step.unwrap_or(1),
+                        max_replicas: st.max_replicas,
+                    })
+                }
+                "cost-optimized" => {
+                    let locations: Vec<RegionId> =
+                        st.secondary.iter().chain(st.primary.iter()).enumerate().filter_map(|(j, n)| region(self, &format!("locations[{j}]"), n)).collect();
+                    let budget = match &st.disruption_budget {
+                        Some(v) => self.fraction(&format!("{sk}.disruptionBudget"), v).unwrap_or(0.1),
+                        None => 0.1,
+                    };
+                    Strategy::CostOptimized(CostOptimizedConfig {
+                        locations,
+                        horizon: dur(self, "horizon", &st.horizon, 24 * 3600),
+                        min_saving_ratio: self.number(&format!("{sk}.minSavingRatio"), st.min_saving_ratio.unwrap_or(2.0), 0.0, 1.0e6),
+                        disruption_budget: budget,
+                        window: dur(self, "window", &st.window, 3600),
+                        data_gib: self.number(&format!("{sk}.dataGib"), st.data_gib.unwrap_or(50.0), 0.0, 1.0e7),
+                        downtime: dur(self, "downtime", &st.downtime, 120),
+                        downtime_cost_per_h: self.number(&format!("{sk}.downtimeCostPerHour"), st.downtime_cost_per_hour.unwrap_or(10.0), 0.0, 1.0e7),
+                        overlap: dur(self, "overlap", &st.overlap, 600),
+                    })
+                }
+                other => {
+                    self.bad(&format!("{sk}.type"), format!("unknown strategy {other:?}; strategies are: active-passive, active-active, burst, cost-optimized"));
+                    continue;
+                }
+            };
+            let mut triggers = Vec::new();
+            for (j, t) in st.failover_triggers.iter().enumerate() {
+                let tk = format!("{sk}.failoverTriggers[{j}]");
+                let duration = self.opt_duration(&format!("{tk}.duration"), t.duration.as_deref(), SimDuration::from_secs(300));
+                let need = |ck: &mut Self| {
+                    ck.bad(&format!("{tk}.threshold"), "this trigger needs a threshold");
+                    None
+                };
+                let kind = match t.kind.as_str() {
+                    "availability" => match &t.threshold {
+                        Some(v) => self.fraction(&format!("{tk}.threshold"), v).map(|threshold| TriggerKind::Availability { threshold }),
+                        None => need(self),
+                    },
+                    "performance" | "cpu" => match &t.threshold {
+                        Some(raw::NumOrStr::Str(s)) if s.starts_with("latency:") || s.starts_with("p99:") => {
+                            let v = s.split_once(':').map(|(_, v)| v.trim()).unwrap_or("");
+                            self.duration(&format!("{tk}.threshold"), v).map(|d| TriggerKind::Latency { threshold_ms: d.as_millis() as f64 })
+                        }
+                        Some(v) => self.fraction(&format!("{tk}.threshold"), v).map(|threshold| TriggerKind::Cpu { threshold }),
+                        None => need(self),
+                    },
+                    "latency" => match &t.threshold {
+                        Some(raw::NumOrStr::Str(s)) => self.duration(&format!("{tk}.threshold"), s).map(|d| TriggerKind::Latency { threshold_ms: d.as_millis() as f64 }),
+                        Some(raw::NumOrStr::Num(ms)) => Some(TriggerKind::Latency { threshold_ms: self.number(&format!("{tk}.threshold"), *ms, 0.0, 1.0e9) }),
+                        None => need(self),
+                    },
+                    "spot-interruption" => {
+                        let count = match &t.threshold {
+                            Some(raw::NumOrStr::Num(n)) if *n >= 1.0 && n.fract() == 0.0 => *n as u32,
+                            None => 1,
+                            Some(_) => {
+                                self.bad(&format!("{tk}.threshold"), "a spot-interruption threshold is a whole number of notices >= 1");
+                                1
+                            }
+                        };
+                        Some(TriggerKind::SpotInterruption { count })
+                    }
+                    "cost" => Some(TriggerKind::Cost),
+                    "api-error-rate" => match &t.threshold {
+                        Some(v) => self.fraction(&format!("{tk}.threshold"), v).map(|threshold| TriggerKind::ApiErrorRate { threshold }),
+                        None => need(self),
+                    },
+                    other => {
+                        self.bad(&format!("{tk}.type"), format!("unknown trigger {other:?}; triggers are: availability, performance (cpu:80% or latency:200ms), cpu, latency, spot-interruption, cost, api-error-rate"));
+                        None
+                    }
+                };
+                if let Some(kind) = kind {
+                    triggers.push(Trigger { kind, duration });
+                }
+            }
+            let co = d.cost_optimization.as_ref();
+            let max_cost_per_h = co.and_then(|c| c.max_cost_per_hour.as_ref()).and_then(|v| self.money(&format!("{key}.costOptimization.maxCostPerHour"), v));
+            let spot_allowed = co.and_then(|c| c.use_spot_instances).unwrap_or(false);
+            let mut template = engine::VmRequest::new(engine::VmId(0), Resources {
+                vcpu: d.vcpu,
+                memory_mib: gib_to_mib(self.number(&format!("{key}.memoryGib"), d.memory_gib.unwrap_or(4.0), 0.0, 1.0e6)),
+                gpu: d.gpu,
+            });
+            template.spot_allowed = spot_allowed;
+            template.users_near = d.users_near.as_ref().and_then(|u| self.region_ref(&format!("{key}.usersNear"), u, names));
+            template.egress_gib_per_h = self.number(&format!("{key}.egressGibPerH"), d.egress_gib_per_h.unwrap_or(0.0), 0.0, 1.0e6);
+            let sr = d.spot_recovery.as_ref();
+            let spot = SpotRecovery {
+                on_demand_after: sr.and_then(|s| s.on_demand_after).unwrap_or(2),
+                back_to_spot_after: self.opt_duration(&format!("{key}.spotRecovery.backToSpotAfter"), sr.and_then(|s| s.back_to_spot_after.as_deref()), SimDuration::from_secs(3600)),
+            };
+            let mut demand = Vec::new();
+            for (j, step) in d.demand.iter().enumerate() {
+                if let Some(at) = self.duration(&format!("{key}.demand[{j}].at"), &step.at) {
+                    demand.push((SimTime(at.as_millis()), step.replicas));
+                }
+            }
+            let spec = engine::DeploymentSpec {
+                id: GroupId((first_group + i) as u32),
+                name: d.name.clone(),
+                replicas: d.replicas,
+                template,
+                strategy,
+                triggers,
+                cooldown: self.opt_duration(&format!("{key}.cooldown"), d.cooldown.as_deref(), SimDuration::from_secs(600)),
+                evaluate_every: self.opt_duration(&format!("{key}.evaluateEvery"), d.evaluate_every.as_deref(), SimDuration::from_secs(30)),
+                max_cost_per_h,
+                spot,
+            };
+            if let Err(m) = spec.validate(regions.len()) {
+                self.bad(&key, m);
+            }
+            out.push(super::DeploymentSim { spec, demand });
+        }
+        out
     }
 
     fn spot(&mut self, key: &str, s: &raw::RawSpot, on_demand: f64) -> Option<SpotSim> {
@@ -774,6 +1004,7 @@ impl Checker<'_> {
         regions: &[Region],
         zones: &[Zone],
         duration: SimDuration,
+        deployments: &BTreeMap<String, GroupId>,
     ) -> Option<Vec<Fault>> {
         let mut out = Vec::new();
         for (i, f) in faults.iter().enumerate() {
@@ -858,6 +1089,29 @@ impl Checker<'_> {
                     let Some((at, end)) = window(self, at, d) else { continue };
                     let fraction = self.number(&format!("{key}.fraction"), *fraction, 0.0, 1.0);
                     Fault { at, end, kind: FaultKind::CapacityCrunch { region: r, fraction } }
+                }
+                raw::RawFault::Metrics { deployment, at, duration: d, cpu, latency_p99, api_error_rate } => {
+                    let Some(&dep) = deployments.get(deployment) else {
+                        self.bad(&format!("{key}.deployment"), format!("no deployment named {deployment:?}"));
+                        continue;
+                    };
+                    let Some((at, end)) = window(self, at, d) else { continue };
+                    let cpu = cpu.as_ref().and_then(|v| self.fraction(&format!("{key}.cpu"), v));
+                    let api = api_error_rate.as_ref().and_then(|v| self.fraction(&format!("{key}.api_error_rate"), v));
+                    let lat = latency_p99.as_ref().and_then(|v| self.duration(&format!("{key}.latency_p99"), v)).map(|d| d.as_millis() as f64);
+                    Fault { at, end, kind: FaultKind::Metrics { deployment: dep, cpu, latency_p99_ms: lat, api_error_rate: api } }
+                }
+                raw::RawFault::ManualFailover { deployment, at, to } => {
+                    let Some(&dep) = deployments.get(deployment) else {
+                        self.bad(&format!("{key}.deployment"), format!("no deployment named {deployment:?}"));
+                        continue;
+                    };
+                    let Some((at, end)) = window(self, at, "0") else { continue };
+                    let to = match to {
+                        Some(t) => Some(self.region_ref(&format!("{key}.to"), t, names)?),
+                        None => None,
+                    };
+                    Fault { at, end, kind: FaultKind::ManualFailover { deployment: dep, to } }
                 }
             };
             out.push(fault);

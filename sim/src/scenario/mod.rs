@@ -47,6 +47,17 @@ pub struct Scenario {
     pub workload: Workload,
     /// Faults, in file order.
     pub faults: Vec<Fault>,
+    /// Multi-cloud deployments.
+    pub deployments: Vec<DeploymentSim>,
+}
+
+/// A deployment and its scripted demand.
+#[derive(Clone, Debug)]
+pub struct DeploymentSim {
+    /// What the engine is given.
+    pub spec: engine::DeploymentSpec,
+    /// Replicas needed from given times on (burst).
+    pub demand: Vec<(SimTime, u32)>,
 }
 
 /// How a region's mock cloud behaves.
@@ -222,6 +233,24 @@ pub enum FaultKind {
         region: RegionId,
         /// Fraction of nominal capacity left.
         fraction: f64,
+    },
+    /// Monitoring figures of a deployment during the window.
+    Metrics {
+        /// Deployment.
+        deployment: GroupId,
+        /// CPU utilisation, 0..1.
+        cpu: Option<f64>,
+        /// p99 latency, ms.
+        latency_p99_ms: Option<f64>,
+        /// API error rate, 0..1.
+        api_error_rate: Option<f64>,
+    },
+    /// A manual failover.
+    ManualFailover {
+        /// Deployment.
+        deployment: GroupId,
+        /// Target.
+        to: Option<RegionId>,
     },
 }
 

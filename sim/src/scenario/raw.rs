@@ -60,6 +60,9 @@ pub struct RawScenario {
     /// Outages, storms, spikes.
     #[serde(default)]
     pub faults: Vec<RawFault>,
+    /// Multi-cloud deployments.
+    #[serde(default)]
+    pub deployments: Vec<RawDeployment>,
 }
 
 /// `[engine]`: durations as strings.
@@ -342,4 +345,162 @@ pub enum RawFault {
     },
     /// The cloud's real capacity in a region shrinks to a fraction (the engine does not know).
     CapacityCrunch { region: String, at: String, duration: String, fraction: f64 },
+    /// Monitoring reports these figures for a deployment during the window.
+    Metrics {
+        deployment: String,
+        at: String,
+        duration: String,
+        #[serde(default)]
+        cpu: Option<NumOrStr>,
+        #[serde(default)]
+        latency_p99: Option<String>,
+        #[serde(default)]
+        api_error_rate: Option<NumOrStr>,
+    },
+    /// An operator fails a deployment over by hand.
+    ManualFailover {
+        deployment: String,
+        at: String,
+        #[serde(default)]
+        to: Option<String>,
+    },
+}
+
+/// A number, or a string such as `"95%"`, `"cpu:80%"`, `"200ms"` or `"1.00"` (manifest style).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum NumOrStr {
+    /// A plain number.
+    Num(f64),
+    /// Text to parse.
+    Str(String),
+}
+
+/// `[[deployments]]`: a multi-cloud deployment in the NovaCron v1 `MultiCloudVM` vocabulary.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawDeployment {
+    pub name: String,
+    pub replicas: u32,
+    pub vcpu: u32,
+    #[serde(default)]
+    pub memory_gib: Option<f64>,
+    #[serde(default)]
+    pub gpu: u32,
+    #[serde(default)]
+    pub users_near: Option<String>,
+    #[serde(default)]
+    pub egress_gib_per_h: Option<f64>,
+    #[serde(default)]
+    pub evaluate_every: Option<String>,
+    #[serde(default)]
+    pub cooldown: Option<String>,
+    pub deployment_strategy: RawStrategy,
+    #[serde(default)]
+    pub cost_optimization: Option<RawCostOptimization>,
+    #[serde(default)]
+    pub spot_recovery: Option<RawSpotRecovery>,
+    /// Replicas a burst deployment needs from given times on.
+    #[serde(default)]
+    pub demand: Vec<RawDemand>,
+}
+
+/// `deploymentStrategy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawStrategy {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub primary: Option<String>,
+    #[serde(default)]
+    pub secondary: Vec<String>,
+    #[serde(default)]
+    pub failover_triggers: Vec<RawTrigger>,
+    #[serde(default)]
+    pub failback: Option<bool>,
+    #[serde(default)]
+    pub hold_down: Option<String>,
+    /// active-active: `[{ region = "...", weight = 2 }]`.
+    #[serde(default)]
+    pub locations: Vec<RawWeighted>,
+    #[serde(default)]
+    pub restore_after: Option<String>,
+    /// burst: overflow targets.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub primary_max: Option<u32>,
+    #[serde(default)]
+    pub scale_in_after: Option<String>,
+    #[serde(default)]
+    pub step: Option<u32>,
+    #[serde(default)]
+    pub max_replicas: Option<u32>,
+    /// cost-optimized.
+    #[serde(default)]
+    pub horizon: Option<String>,
+    #[serde(default)]
+    pub min_saving_ratio: Option<f64>,
+    #[serde(default)]
+    pub disruption_budget: Option<NumOrStr>,
+    #[serde(default)]
+    pub window: Option<String>,
+    #[serde(default)]
+    pub data_gib: Option<f64>,
+    #[serde(default)]
+    pub downtime: Option<String>,
+    #[serde(default)]
+    pub downtime_cost_per_hour: Option<f64>,
+    #[serde(default)]
+    pub overlap: Option<String>,
+}
+
+/// A weighted location.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeighted {
+    pub region: String,
+    #[serde(default)]
+    pub weight: Option<f64>,
+}
+
+/// `failoverTriggers[]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrigger {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub threshold: Option<NumOrStr>,
+    #[serde(default)]
+    pub duration: Option<String>,
+}
+
+/// `costOptimization`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawCostOptimization {
+    #[serde(default)]
+    pub use_spot_instances: Option<bool>,
+    #[serde(default)]
+    pub max_cost_per_hour: Option<NumOrStr>,
+}
+
+/// `spotRecovery`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSpotRecovery {
+    #[serde(default)]
+    pub on_demand_after: Option<u32>,
+    #[serde(default)]
+    pub back_to_spot_after: Option<String>,
+}
+
+/// A demand step.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDemand {
+    pub at: String,
+    pub replicas: u32,
 }
