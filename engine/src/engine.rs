@@ -515,7 +515,9 @@ impl Engine {
                 d.spec = spec;
             }
             None => {
-                self.deployments.insert(id, Deployment::new(spec));
+                let mut d = Deployment::new(spec);
+                d.moved_at = now;
+                self.deployments.insert(id, d);
             }
         }
         // A new deployment starts its evaluation timer; a replaced spec keeps the one it has.
@@ -537,12 +539,16 @@ impl Engine {
         let locs = c.locations();
         let current = locs[d.active.min(locs.len() - 1)];
         let target = match to {
-            Some(r) => locs.iter().position(|l| *l == r).filter(|&i| i != d.active && d.location_ok(&self.snapshot, r, now)),
+            Some(r) => {
+                locs.iter().position(|l| *l == r).filter(|&i| i != d.active && d.location_ok(&self.snapshot, r, now))
+            }
             None => deploy::pick_target(d, &locs, d.active, &self.snapshot, now),
         };
         let Some(i) = target else { return };
         d.active = i;
         d.last_failover = Some(now);
+        d.settled = false;
+        d.moved_at = now;
         d.avoid.insert(current, now + d.spec.cooldown);
         for t in &mut d.triggers {
             t.reset();
@@ -556,15 +562,10 @@ impl Engine {
     /// the plan, and sets the timer for the next evaluation.
     fn evaluate_deployment(&mut self, id: GroupId, now: SimTime, schedule_next: bool, out: &mut Vec<Action>) {
         let Some(d) = self.deployments.get_mut(&id) else { return };
-        // Observe: the share of replicas running where their slot says.
-        let mut running = 0usize;
-        for slot in &d.slots {
-            let up = self.vms.get(&slot.vm).and_then(|e| e.active.filter(|_| e.state == VmState::Running));
-            let at = up.and_then(|i| self.instances.get(&i)).map(|e| self.snapshot.catalog.offers[e.charge.offer.idx()].region);
-            if at == Some(slot.location) {
-                running += 1;
-            }
-        }
+        // Observe: the share of replicas serving (wherever they run: a replica on its way to a new
+        // location keeps serving from the old one until its replacement is up).
+        let running =
+            d.slots.iter().filter(|s| self.vms.get(&s.vm).is_some_and(|e| e.state == VmState::Running)).count();
         let obs = Observation {
             availability: if d.spec.replicas == 0 { 1.0 } else { running as f64 / d.spec.replicas as f64 },
             cpu: d.metrics.cpu,
@@ -573,8 +574,15 @@ impl Engine {
             spend_per_h: self.snapshot.group_spend_rate(id),
             cap_per_h: d.spec.max_cost_per_h,
         };
+        // Triggers watch a deployment that has settled: fully up once since it was created or last
+        // moved, or given twice its longest trigger window to get there.
+        if obs.availability >= 1.0 {
+            d.settled = true;
+        }
+        let longest = d.spec.triggers.iter().map(|t| t.duration).max().unwrap_or(SimDuration::ZERO);
+        let settled = d.settled || now.since(d.moved_at) >= SimDuration(longest.as_millis().saturating_mul(2));
         let mut fired = None;
-        for (t, st) in d.spec.triggers.iter().zip(d.triggers.iter_mut()) {
+        for (t, st) in d.spec.triggers.iter().zip(d.triggers.iter_mut()).filter(|_| settled) {
             // Every trigger sees every observation (their windows must stay filled).
             if st.evaluate(t, &obs, now) && fired.is_none() {
                 fired = Some(MoveReason::Trigger(t.kind.name().to_owned()));
@@ -608,7 +616,12 @@ impl Engine {
         let mut work: Vec<(VmId, RegionId, bool)> = Vec::with_capacity(locations.len());
         for (i, loc) in locations.iter().enumerate() {
             if i >= d.slots.len() {
-                d.slots.push(Slot { vm: deploy::slot_vm(id, i as u32), location: *loc, spot_failures: 0, on_demand_until: None });
+                d.slots.push(Slot {
+                    vm: deploy::slot_vm(id, i as u32),
+                    location: *loc,
+                    spot_failures: 0,
+                    on_demand_until: None,
+                });
             }
             let slot = &mut d.slots[i];
             slot.location = *loc;
@@ -665,7 +678,8 @@ impl Engine {
         if let Some(rep) = replacement {
             // A replacement is on its way: fine if it goes to the right place.
             let ok = self.instances.get(&rep).is_some_and(|r| {
-                self.snapshot.catalog.offers[r.charge.offer.idx()].region == loc && (spot || r.charge.market == Market::OnDemand)
+                self.snapshot.catalog.offers[r.charge.offer.idx()].region == loc
+                    && (spot || r.charge.market == Market::OnDemand)
             });
             if ok {
                 return;
@@ -692,7 +706,11 @@ impl Engine {
             e.active = None;
             e.lost = lost || e.state == VmState::Running || e.state == VmState::Recovering;
         }
-        let reason = if self.vms.get(&vm).is_some_and(|e| e.lost) { ProvisionReason::Failover } else { ProvisionReason::Relocation };
+        let reason = if self.vms.get(&vm).is_some_and(|e| e.lost) {
+            ProvisionReason::Failover
+        } else {
+            ProvisionReason::Relocation
+        };
         self.place(vm, now, reason, out);
     }
 

@@ -136,7 +136,13 @@ pub fn write_all(dir: &Path, r: &RunResults, c: &Catalog, opts: OutputOptions) -
         .map_err(|e| Error::Output { path: dir.join("summary.json"), message: e.to_string() })?;
     json.push('\n');
     written.push(write_atomic(&dir.join("summary.json"), |f| f.write_all(json.as_bytes()).map_err(|e| e.to_string()))?);
-    let tables = [("vms", vms_frame(r, c)), ("timeseries", timeseries_frame(r)), ("spot_prices", prices_frame(r, c))];
+    let tables = [
+        ("vms", vms_frame(r, c)),
+        ("timeseries", timeseries_frame(r)),
+        ("spot_prices", prices_frame(r, c)),
+        ("failovers", failovers_frame(r)),
+        ("deployments", deployments_frame(r)),
+    ];
     for (name, frame) in tables {
         let mut df = frame.map_err(|e| Error::Output { path: dir.join(name), message: e.to_string() })?;
         written.push(write_atomic(&dir.join(format!("{name}.parquet")), |f| {

@@ -159,7 +159,7 @@ pub struct DeploymentSample {
     pub deployment: String,
     /// Replicas wanted.
     pub replicas_wanted: u32,
-    /// Replicas running where the strategy wants them.
+    /// Replicas serving (a replica being moved serves from its old location until the new one is up).
     pub replicas_running: u32,
     /// Spend rate, $/h.
     pub cost_rate_usd_per_h: f64,
@@ -518,7 +518,15 @@ impl Recorder {
     pub fn deployment_rejected(&mut self, _id: engine::GroupId, _message: String) {}
 
     /// A deployment moved.
-    pub fn failover(&mut self, id: engine::GroupId, from: engine::RegionId, to: engine::RegionId, reason: engine::MoveReason, now: SimTime, c: &Catalog) {
+    pub fn failover(
+        &mut self,
+        id: engine::GroupId,
+        from: engine::RegionId,
+        to: engine::RegionId,
+        reason: engine::MoveReason,
+        now: SimTime,
+        c: &Catalog,
+    ) {
         let Some(d) = self.deps.get_mut(&id) else { return };
         let outage = self.outages.iter().rev().find(|(r, at)| *r == from && *at <= now).map(|(_, at)| *at);
         let reason = match reason {
@@ -553,7 +561,7 @@ impl Recorder {
             d.last = now;
             let Some(dep) = engine.deployment(*id) else { continue };
             d.wanted = dep.slots.len() as u32;
-            d.running = dep.slots.iter().filter(|s| engine.vm_serving_region(s.vm) == Some(s.location)).count() as u32;
+            d.running = dep.slots.iter().filter(|s| engine.vm_serving_region(s.vm).is_some()).count() as u32;
             if d.wanted > 0 && d.running == d.wanted {
                 for i in d.open.drain(..) {
                     if let Some(f) = self.dep_failovers.get_mut(i) {

@@ -188,11 +188,18 @@ impl<'a> Simulation<'a> {
                         let ev = if on {
                             Event::DeploymentMetrics { deployment, cpu, latency_p99_ms, api_error_rate }
                         } else {
-                            Event::DeploymentMetrics { deployment, cpu: None, latency_p99_ms: None, api_error_rate: None }
+                            Event::DeploymentMetrics {
+                                deployment,
+                                cpu: None,
+                                latency_p99_ms: None,
+                                api_error_rate: None,
+                            }
                         };
                         self.feed(now, ev);
                     }
-                    FaultKind::ManualFailover { deployment, to } if on => self.feed(now, Event::ManualFailover { deployment, to }),
+                    FaultKind::ManualFailover { deployment, to } if on => {
+                        self.feed(now, Event::ManualFailover { deployment, to })
+                    }
                     _ => {}
                 }
                 let mut obs = std::mem::take(&mut self.observations);
@@ -299,7 +306,9 @@ impl<'a> Simulation<'a> {
                 }
                 Action::SetTimer { timer } => self.queue.push(timer.at, SimEvent::Timer(timer.kind)),
                 Action::Reject { vm, reason } => self.rec.rejected(vm, reason, now),
-                Action::FailOver { deployment, from, to, reason } => self.rec.failover(deployment, from, to, reason, now, &self.s.catalog),
+                Action::FailOver { deployment, from, to, reason } => {
+                    self.rec.failover(deployment, from, to, reason, now, &self.s.catalog)
+                }
                 Action::DeploymentRejected { deployment, message } => self.rec.deployment_rejected(deployment, message),
             }
         }

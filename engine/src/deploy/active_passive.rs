@@ -38,7 +38,13 @@ impl ActivePassiveConfig {
 
 /// The first location after `skip` (in preference order) that is healthy, not avoided, and can take
 /// every replica; failing that, the healthy one that can take the most (at least one).
-pub(crate) fn pick_target(d: &Deployment, locs: &[RegionId], skip: usize, snap: &Snapshot, now: SimTime) -> Option<usize> {
+pub(crate) fn pick_target(
+    d: &Deployment,
+    locs: &[RegionId],
+    skip: usize,
+    snap: &Snapshot,
+    now: SimTime,
+) -> Option<usize> {
     let need = d.spec.replicas as u64;
     let ok: Vec<(usize, u64)> = locs
         .iter()
@@ -52,7 +58,13 @@ pub(crate) fn pick_target(d: &Deployment, locs: &[RegionId], skip: usize, snap: 
         .map(|(i, _)| *i)
 }
 
-pub(super) fn plan(d: &mut Deployment, c: &ActivePassiveConfig, snap: &Snapshot, fired: Option<MoveReason>, now: SimTime) -> Plan {
+pub(super) fn plan(
+    d: &mut Deployment,
+    c: &ActivePassiveConfig,
+    snap: &Snapshot,
+    fired: Option<MoveReason>,
+    now: SimTime,
+) -> Plan {
     let locs = c.locations();
     let current = locs[d.active.min(locs.len() - 1)];
     let mut failover = None;

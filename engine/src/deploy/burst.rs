@@ -48,7 +48,13 @@ impl BurstConfig {
     }
 }
 
-pub(super) fn plan(d: &mut Deployment, c: &BurstConfig, snap: &Snapshot, fired: Option<MoveReason>, now: SimTime) -> Plan {
+pub(super) fn plan(
+    d: &mut Deployment,
+    c: &BurstConfig,
+    snap: &Snapshot,
+    fired: Option<MoveReason>,
+    now: SimTime,
+) -> Plan {
     if matches!(&fired, Some(MoveReason::Trigger(t)) if t == "cpu") {
         d.demand = d.demand.saturating_add(c.step.max(1));
     }

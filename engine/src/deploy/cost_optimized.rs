@@ -40,7 +40,9 @@ impl CostOptimizedConfig {
     pub(super) fn validate(&self) -> Result<(), String> {
         let nums = [self.min_saving_ratio, self.disruption_budget, self.data_gib, self.downtime_cost_per_h];
         if nums.iter().any(|x| !x.is_finite() || *x < 0.0) {
-            return Err("min_saving_ratio, disruption_budget, data_gib and downtime_cost_per_h must be numbers >= 0".into());
+            return Err(
+                "min_saving_ratio, disruption_budget, data_gib and downtime_cost_per_h must be numbers >= 0".into()
+            );
         }
         if self.disruption_budget > 1.0 {
             return Err("disruption_budget is a share of replicas, between 0 and 1".into());
@@ -103,7 +105,8 @@ pub(super) fn plan(d: &mut Deployment, c: &CostOptimizedConfig, snap: &Snapshot,
         let current = price[here.idx()].unwrap_or(f64::INFINITY);
         let saving = (current - cheapest_price) * horizon_h;
         let egress = c.data_gib * snap.cost.egress.per_gib(&snap.catalog, here, cheapest, false);
-        let cost = egress + c.downtime.as_hours_f64() * c.downtime_cost_per_h + c.overlap.as_hours_f64() * cheapest_price;
+        let cost =
+            egress + c.downtime.as_hours_f64() * c.downtime_cost_per_h + c.overlap.as_hours_f64() * cheapest_price;
         let pays = here != cheapest && saving > 0.0 && saving >= c.min_saving_ratio * cost;
         if pays && d.window_moves.1 < budget {
             d.window_moves.1 += 1;

@@ -21,9 +21,9 @@ mod burst;
 mod cost_optimized;
 pub mod trigger;
 
-pub(crate) use active_passive::pick_target;
 pub use active_active::ActiveActiveConfig;
 pub use active_passive::ActivePassiveConfig;
+pub(crate) use active_passive::pick_target;
 pub use burst::BurstConfig;
 pub use cost_optimized::CostOptimizedConfig;
 pub use trigger::{Observation, Trigger, TriggerKind, TriggerState};
@@ -214,6 +214,10 @@ pub struct Deployment {
     pub low_since: Option<SimTime>,
     /// Cost-optimized: moves made in the current window, and its start.
     pub window_moves: (SimTime, u32),
+    /// Whether every replica has run since the deployment was created or last moved.
+    pub settled: bool,
+    /// When it was created or last moved.
+    pub moved_at: SimTime,
 }
 
 impl Deployment {
@@ -232,6 +236,8 @@ impl Deployment {
             healthy_since: BTreeMap::new(),
             low_since: None,
             window_moves: (SimTime::ZERO, 0),
+            settled: false,
+            moved_at: SimTime::ZERO,
         }
     }
 
@@ -293,6 +299,8 @@ impl Deployment {
         };
         if let Some((from, _, _)) = &plan.failover {
             self.last_failover = Some(now);
+            self.settled = false;
+            self.moved_at = now;
             self.avoid.insert(*from, now + self.spec.cooldown);
             for t in &mut self.triggers {
                 t.reset();
@@ -308,7 +316,8 @@ pub fn apportion(n: u32, weights: &[f64]) -> Vec<u32> {
     if weights.is_empty() || total <= 0.0 {
         return vec![0; weights.len()];
     }
-    let exact: Vec<f64> = weights.iter().map(|w| if w.is_finite() && *w > 0.0 { n as f64 * w / total } else { 0.0 }).collect();
+    let exact: Vec<f64> =
+        weights.iter().map(|w| if w.is_finite() && *w > 0.0 { n as f64 * w / total } else { 0.0 }).collect();
     let mut out: Vec<u32> = exact.iter().map(|x| x.floor() as u32).collect();
     let mut left = n.saturating_sub(out.iter().sum());
     let mut order: Vec<usize> = (0..weights.len()).collect();
@@ -350,7 +359,9 @@ pub fn assign(current: &[RegionId], locations: &[RegionId], want: &[u32]) -> Vec
         }
     }
     let mut free = free.into_iter();
-    out.into_iter().map(|o| o.or_else(|| free.next()).unwrap_or(locations.first().copied().unwrap_or(RegionId(0)))).collect()
+    out.into_iter()
+        .map(|o| o.or_else(|| free.next()).unwrap_or(locations.first().copied().unwrap_or(RegionId(0))))
+        .collect()
 }
 
 #[cfg(test)]

@@ -575,7 +575,10 @@ impl Checker<'_> {
         regions: &[Region],
         first_group: usize,
     ) -> Vec<super::DeploymentSim> {
-        use engine::deploy::{ActiveActiveConfig, ActivePassiveConfig, BurstConfig, CostOptimizedConfig, SpotRecovery, Strategy, Trigger, TriggerKind};
+        use engine::deploy::{
+            ActiveActiveConfig, ActivePassiveConfig, BurstConfig, CostOptimizedConfig, SpotRecovery, Strategy, Trigger,
+            TriggerKind,
+        };
         let mut out = Vec::new();
         let mut seen = BTreeMap::new();
         for (i, d) in raw_deps.iter().enumerate() {
@@ -599,8 +602,12 @@ impl Checker<'_> {
                         continue;
                     };
                     let Some(primary) = region(self, "primary", p) else { continue };
-                    let secondary: Vec<RegionId> =
-                        st.secondary.iter().enumerate().filter_map(|(j, n)| region(self, &format!("secondary[{j}]"), n)).collect();
+                    let secondary: Vec<RegionId> = st
+                        .secondary
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(j, n)| region(self, &format!("secondary[{j}]"), n))
+                        .collect();
                     if secondary.is_empty() {
                         self.bad(&format!("{sk}.secondary"), "active-passive needs at least one secondary location");
                     }
@@ -615,15 +622,26 @@ impl Checker<'_> {
                     let mut locations = Vec::new();
                     for (j, w) in st.locations.iter().enumerate() {
                         if let Some(r) = region(self, &format!("locations[{j}].region"), &w.region) {
-                            let weight = self.number(&format!("{sk}.locations[{j}].weight"), w.weight.unwrap_or(1.0), 0.0, 1.0e6);
+                            let weight = self.number(
+                                &format!("{sk}.locations[{j}].weight"),
+                                w.weight.unwrap_or(1.0),
+                                0.0,
+                                1.0e6,
+                            );
                             locations.push((r, weight));
                         }
                     }
                     if locations.is_empty() {
-                        self.bad(&format!("{sk}.locations"), "active-active needs locations: [{ region = \"...\", weight = 1 }, ...]");
+                        self.bad(
+                            &format!("{sk}.locations"),
+                            "active-active needs locations: [{ region = \"...\", weight = 1 }, ...]",
+                        );
                         continue;
                     }
-                    Strategy::ActiveActive(ActiveActiveConfig { locations, restore_after: dur(self, "restoreAfter", &st.restore_after, 600) })
+                    Strategy::ActiveActive(ActiveActiveConfig {
+                        locations,
+                        restore_after: dur(self, "restoreAfter", &st.restore_after, 600),
+                    })
                 }
                 "burst" => {
                     let Some(p) = st.primary.as_deref() else {
@@ -631,8 +649,12 @@ impl Checker<'_> {
                         continue;
                     };
                     let Some(primary) = region(self, "primary", p) else { continue };
-                    let targets: Vec<RegionId> =
-                        st.targets.iter().enumerate().filter_map(|(j, n)| region(self, &format!("targets[{j}]"), n)).collect();
+                    let targets: Vec<RegionId> = st
+                        .targets
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(j, n)| region(self, &format!("targets[{j}]"), n))
+                        .collect();
                     Strategy::Burst(BurstConfig {
                         primary,
                         targets,
@@ -643,8 +665,13 @@ impl Checker<'_> {
                     })
                 }
                 "cost-optimized" => {
-                    let locations: Vec<RegionId> =
-                        st.secondary.iter().chain(st.primary.iter()).enumerate().filter_map(|(j, n)| region(self, &format!("locations[{j}]"), n)).collect();
+                    let locations: Vec<RegionId> = st
+                        .secondary
+                        .iter()
+                        .chain(st.primary.iter())
+                        .enumerate()
+                        .filter_map(|(j, n)| region(self, &format!("locations[{j}]"), n))
+                        .collect();
                     let budget = match &st.disruption_budget {
                         Some(v) => self.fraction(&format!("{sk}.disruptionBudget"), v).unwrap_or(0.1),
                         None => 0.1,
@@ -652,12 +679,22 @@ impl Checker<'_> {
                     Strategy::CostOptimized(CostOptimizedConfig {
                         locations,
                         horizon: dur(self, "horizon", &st.horizon, 24 * 3600),
-                        min_saving_ratio: self.number(&format!("{sk}.minSavingRatio"), st.min_saving_ratio.unwrap_or(2.0), 0.0, 1.0e6),
+                        min_saving_ratio: self.number(
+                            &format!("{sk}.minSavingRatio"),
+                            st.min_saving_ratio.unwrap_or(2.0),
+                            0.0,
+                            1.0e6,
+                        ),
                         disruption_budget: budget,
                         window: dur(self, "window", &st.window, 3600),
                         data_gib: self.number(&format!("{sk}.dataGib"), st.data_gib.unwrap_or(50.0), 0.0, 1.0e7),
                         downtime: dur(self, "downtime", &st.downtime, 120),
-                        downtime_cost_per_h: self.number(&format!("{sk}.downtimeCostPerHour"), st.downtime_cost_per_hour.unwrap_or(10.0), 0.0, 1.0e7),
+                        downtime_cost_per_h: self.number(
+                            &format!("{sk}.downtimeCostPerHour"),
+                            st.downtime_cost_per_hour.unwrap_or(10.0),
+                            0.0,
+                            1.0e7,
+                        ),
                         overlap: dur(self, "overlap", &st.overlap, 600),
                     })
                 }
@@ -669,27 +706,37 @@ impl Checker<'_> {
             let mut triggers = Vec::new();
             for (j, t) in st.failover_triggers.iter().enumerate() {
                 let tk = format!("{sk}.failoverTriggers[{j}]");
-                let duration = self.opt_duration(&format!("{tk}.duration"), t.duration.as_deref(), SimDuration::from_secs(300));
+                let duration =
+                    self.opt_duration(&format!("{tk}.duration"), t.duration.as_deref(), SimDuration::from_secs(300));
                 let need = |ck: &mut Self| {
                     ck.bad(&format!("{tk}.threshold"), "this trigger needs a threshold");
                     None
                 };
                 let kind = match t.kind.as_str() {
                     "availability" => match &t.threshold {
-                        Some(v) => self.fraction(&format!("{tk}.threshold"), v).map(|threshold| TriggerKind::Availability { threshold }),
+                        Some(v) => self
+                            .fraction(&format!("{tk}.threshold"), v)
+                            .map(|threshold| TriggerKind::Availability { threshold }),
                         None => need(self),
                     },
                     "performance" | "cpu" => match &t.threshold {
                         Some(raw::NumOrStr::Str(s)) if s.starts_with("latency:") || s.starts_with("p99:") => {
                             let v = s.split_once(':').map(|(_, v)| v.trim()).unwrap_or("");
-                            self.duration(&format!("{tk}.threshold"), v).map(|d| TriggerKind::Latency { threshold_ms: d.as_millis() as f64 })
+                            self.duration(&format!("{tk}.threshold"), v)
+                                .map(|d| TriggerKind::Latency { threshold_ms: d.as_millis() as f64 })
                         }
-                        Some(v) => self.fraction(&format!("{tk}.threshold"), v).map(|threshold| TriggerKind::Cpu { threshold }),
+                        Some(v) => {
+                            self.fraction(&format!("{tk}.threshold"), v).map(|threshold| TriggerKind::Cpu { threshold })
+                        }
                         None => need(self),
                     },
                     "latency" => match &t.threshold {
-                        Some(raw::NumOrStr::Str(s)) => self.duration(&format!("{tk}.threshold"), s).map(|d| TriggerKind::Latency { threshold_ms: d.as_millis() as f64 }),
-                        Some(raw::NumOrStr::Num(ms)) => Some(TriggerKind::Latency { threshold_ms: self.number(&format!("{tk}.threshold"), *ms, 0.0, 1.0e9) }),
+                        Some(raw::NumOrStr::Str(s)) => self
+                            .duration(&format!("{tk}.threshold"), s)
+                            .map(|d| TriggerKind::Latency { threshold_ms: d.as_millis() as f64 }),
+                        Some(raw::NumOrStr::Num(ms)) => Some(TriggerKind::Latency {
+                            threshold_ms: self.number(&format!("{tk}.threshold"), *ms, 0.0, 1.0e9),
+                        }),
                         None => need(self),
                     },
                     "spot-interruption" => {
@@ -697,7 +744,10 @@ impl Checker<'_> {
                             Some(raw::NumOrStr::Num(n)) if *n >= 1.0 && n.fract() == 0.0 => *n as u32,
                             None => 1,
                             Some(_) => {
-                                self.bad(&format!("{tk}.threshold"), "a spot-interruption threshold is a whole number of notices >= 1");
+                                self.bad(
+                                    &format!("{tk}.threshold"),
+                                    "a spot-interruption threshold is a whole number of notices >= 1",
+                                );
                                 1
                             }
                         };
@@ -705,7 +755,9 @@ impl Checker<'_> {
                     }
                     "cost" => Some(TriggerKind::Cost),
                     "api-error-rate" => match &t.threshold {
-                        Some(v) => self.fraction(&format!("{tk}.threshold"), v).map(|threshold| TriggerKind::ApiErrorRate { threshold }),
+                        Some(v) => self
+                            .fraction(&format!("{tk}.threshold"), v)
+                            .map(|threshold| TriggerKind::ApiErrorRate { threshold }),
                         None => need(self),
                     },
                     other => {
@@ -718,20 +770,36 @@ impl Checker<'_> {
                 }
             }
             let co = d.cost_optimization.as_ref();
-            let max_cost_per_h = co.and_then(|c| c.max_cost_per_hour.as_ref()).and_then(|v| self.money(&format!("{key}.costOptimization.maxCostPerHour"), v));
+            let max_cost_per_h = co
+                .and_then(|c| c.max_cost_per_hour.as_ref())
+                .and_then(|v| self.money(&format!("{key}.costOptimization.maxCostPerHour"), v));
             let spot_allowed = co.and_then(|c| c.use_spot_instances).unwrap_or(false);
-            let mut template = engine::VmRequest::new(engine::VmId(0), Resources {
-                vcpu: d.vcpu,
-                memory_mib: gib_to_mib(self.number(&format!("{key}.memoryGib"), d.memory_gib.unwrap_or(4.0), 0.0, 1.0e6)),
-                gpu: d.gpu,
-            });
+            let mut template = engine::VmRequest::new(
+                engine::VmId(0),
+                Resources {
+                    vcpu: d.vcpu,
+                    memory_mib: gib_to_mib(self.number(
+                        &format!("{key}.memoryGib"),
+                        d.memory_gib.unwrap_or(4.0),
+                        0.0,
+                        1.0e6,
+                    )),
+                    gpu: d.gpu,
+                },
+            );
             template.spot_allowed = spot_allowed;
-            template.users_near = d.users_near.as_ref().and_then(|u| self.region_ref(&format!("{key}.usersNear"), u, names));
-            template.egress_gib_per_h = self.number(&format!("{key}.egressGibPerH"), d.egress_gib_per_h.unwrap_or(0.0), 0.0, 1.0e6);
+            template.users_near =
+                d.users_near.as_ref().and_then(|u| self.region_ref(&format!("{key}.usersNear"), u, names));
+            template.egress_gib_per_h =
+                self.number(&format!("{key}.egressGibPerH"), d.egress_gib_per_h.unwrap_or(0.0), 0.0, 1.0e6);
             let sr = d.spot_recovery.as_ref();
             let spot = SpotRecovery {
                 on_demand_after: sr.and_then(|s| s.on_demand_after).unwrap_or(2),
-                back_to_spot_after: self.opt_duration(&format!("{key}.spotRecovery.backToSpotAfter"), sr.and_then(|s| s.back_to_spot_after.as_deref()), SimDuration::from_secs(3600)),
+                back_to_spot_after: self.opt_duration(
+                    &format!("{key}.spotRecovery.backToSpotAfter"),
+                    sr.and_then(|s| s.back_to_spot_after.as_deref()),
+                    SimDuration::from_secs(3600),
+                ),
             };
             let mut demand = Vec::new();
             for (j, step) in d.demand.iter().enumerate() {
@@ -746,8 +814,16 @@ impl Checker<'_> {
                 template,
                 strategy,
                 triggers,
-                cooldown: self.opt_duration(&format!("{key}.cooldown"), d.cooldown.as_deref(), SimDuration::from_secs(600)),
-                evaluate_every: self.opt_duration(&format!("{key}.evaluateEvery"), d.evaluate_every.as_deref(), SimDuration::from_secs(30)),
+                cooldown: self.opt_duration(
+                    &format!("{key}.cooldown"),
+                    d.cooldown.as_deref(),
+                    SimDuration::from_secs(600),
+                ),
+                evaluate_every: self.opt_duration(
+                    &format!("{key}.evaluateEvery"),
+                    d.evaluate_every.as_deref(),
+                    SimDuration::from_secs(30),
+                ),
                 max_cost_per_h,
                 spot,
             };
@@ -1098,8 +1174,15 @@ impl Checker<'_> {
                     let Some((at, end)) = window(self, at, d) else { continue };
                     let cpu = cpu.as_ref().and_then(|v| self.fraction(&format!("{key}.cpu"), v));
                     let api = api_error_rate.as_ref().and_then(|v| self.fraction(&format!("{key}.api_error_rate"), v));
-                    let lat = latency_p99.as_ref().and_then(|v| self.duration(&format!("{key}.latency_p99"), v)).map(|d| d.as_millis() as f64);
-                    Fault { at, end, kind: FaultKind::Metrics { deployment: dep, cpu, latency_p99_ms: lat, api_error_rate: api } }
+                    let lat = latency_p99
+                        .as_ref()
+                        .and_then(|v| self.duration(&format!("{key}.latency_p99"), v))
+                        .map(|d| d.as_millis() as f64);
+                    Fault {
+                        at,
+                        end,
+                        kind: FaultKind::Metrics { deployment: dep, cpu, latency_p99_ms: lat, api_error_rate: api },
+                    }
                 }
                 raw::RawFault::ManualFailover { deployment, at, to } => {
                     let Some(&dep) = deployments.get(deployment) else {

@@ -28,13 +28,17 @@ fn same_seed_gives_identical_bytes_and_another_seed_does_not() {
         (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
     let first = run_to(a.path(), None);
     let second = run_to(b.path(), None);
-    assert_eq!(first.len(), 7, "summary.json + 3 tables × (parquet, csv)");
+    assert_eq!(first.len(), 11, "summary.json + 5 tables × (parquet, csv)");
     for ((n1, b1), (n2, b2)) in first.iter().zip(&second) {
         assert_eq!(n1, n2);
         assert!(b1 == b2, "{n1} differs between two runs with the same seed");
     }
     let other = run_to(c.path(), Some(7));
     for ((n1, b1), (_, b3)) in first.iter().zip(&other) {
+        // burst.toml has no deployments: those two tables are empty for any seed.
+        if n1.starts_with("failovers") || n1.starts_with("deployments") {
+            continue;
+        }
         assert!(b1 != b3, "{n1} is the same for seeds 42 and 7");
     }
 }

@@ -147,3 +147,29 @@ fn large_scenarios_run_when_capped() {
         }
     }
 }
+
+#[test]
+fn provider_outage_fails_over_and_back() {
+    let (_, r) = run("provider-outage.toml");
+    // Exactly two moves: to Azure when AWS goes down at 2 h (the availability trigger sees the
+    // replicas die at once: one zero sample in a 5-minute window of 30 s samples averages 10/11 <
+    // 95 %), and back after AWS has been up for the 15-minute hold-down (3 h + 15 min = 11,700 s,
+    // acted on at the next 30 s evaluation).
+    let moves: Vec<(f64, &str, &str, &str)> =
+        r.failovers.iter().map(|f| (f.time_s, f.from.as_str(), f.to.as_str(), f.reason.as_str())).collect();
+    assert_eq!(moves.len(), 2, "{moves:?}");
+    assert_eq!(moves[0], (7200.0, "aws-us-east-1", "azure-eastus", "availability"));
+    let (t, from, to, why) = moves[1];
+    assert!(
+        (11_700.0..=11_790.0).contains(&t) && (from, to, why) == ("azure-eastus", "aws-us-east-1", "failback"),
+        "{moves:?}"
+    );
+    let d = &r.summary.deployments[0];
+    assert_eq!(d.failovers, 2);
+    // Down only while the Azure replicas boot (median 90 s): well under the 5-minute window.
+    assert!(d.downtime_s > 0.0 && d.downtime_s < 300.0, "{}", d.downtime_s);
+    // The failback is make-before-break: no downtime after 3 h.
+    let after: Vec<_> = r.deployment_samples.iter().filter(|x| x.time_s > 11_000.0).collect();
+    assert!(after.iter().all(|x| x.replicas_running == 4), "service dropped during the failback");
+    assert!(d.availability > 0.98, "{}", d.availability);
+}

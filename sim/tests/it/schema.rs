@@ -33,22 +33,28 @@ fn dtype_name(d: &DataType) -> &'static str {
 
 #[test]
 fn parquet_schemas_match_the_documentation() {
-    let s = sim::scenario::load(&crate::scenario_path("burst.toml")).expect("valid");
-    let r = sim::run(&s, &RunOptions::default(), &mut ()).expect("runs");
+    // burst.toml has spot prices; provider-outage.toml has a deployment that fails over.
     let dir = tempfile::tempdir().expect("tmp");
-    sim::output::write_all(dir.path(), &r, &s.catalog, Default::default()).expect("writes");
-    for table in ["vms", "timeseries", "spot_prices"] {
-        let f = std::fs::File::open(dir.path().join(format!("{table}.parquet"))).expect("open");
-        let df = ParquetReader::new(f).finish().expect("readable parquet");
-        let actual: Vec<(String, String)> =
-            df.columns().iter().map(|c| (c.name().to_string(), dtype_name(c.dtype()).to_owned())).collect();
-        let doc = documented(&format!("{table}.parquet"));
-        let expected: Vec<(String, String)> = doc.iter().map(|(n, t, _)| (n.clone(), t.clone())).collect();
-        assert_eq!(actual, expected, "{table}.parquet differs from docs/results.md");
-        for (name, _, nullable) in doc {
-            let nulls = df.column(&name).expect("column").null_count();
-            assert!(nullable || nulls == 0, "{table}.{name} has nulls but is documented as not nullable");
+    for (file, tables) in [
+        ("burst.toml", &["vms", "timeseries", "spot_prices"][..]),
+        ("provider-outage.toml", &["failovers", "deployments"][..]),
+    ] {
+        let s = sim::scenario::load(&crate::scenario_path(file)).expect("valid");
+        let r = sim::run(&s, &RunOptions::default(), &mut ()).expect("runs");
+        sim::output::write_all(dir.path(), &r, &s.catalog, Default::default()).expect("writes");
+        for table in tables.iter().copied() {
+            let f = std::fs::File::open(dir.path().join(format!("{table}.parquet"))).expect("open");
+            let df = ParquetReader::new(f).finish().expect("readable parquet");
+            let actual: Vec<(String, String)> =
+                df.columns().iter().map(|c| (c.name().to_string(), dtype_name(c.dtype()).to_owned())).collect();
+            let doc = documented(&format!("{table}.parquet"));
+            let expected: Vec<(String, String)> = doc.iter().map(|(n, t, _)| (n.clone(), t.clone())).collect();
+            assert_eq!(actual, expected, "{table}.parquet differs from docs/results.md");
+            for (name, _, nullable) in doc {
+                let nulls = df.column(&name).expect("column").null_count();
+                assert!(nullable || nulls == 0, "{table}.{name} has nulls but is documented as not nullable");
+            }
+            assert!(df.height() > 0, "{table} is empty");
         }
-        assert!(df.height() > 0, "{table} is empty");
     }
 }
