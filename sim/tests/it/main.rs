@@ -6,6 +6,7 @@ mod determinism;
 mod exact;
 mod scenarios;
 mod schema;
+mod strategies;
 
 use std::path::PathBuf;
 

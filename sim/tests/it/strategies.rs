@@ -1,0 +1,1 @@
+//! Deployment strategies in whole simulated scenarios (filled in by the strategies work).
