@@ -220,6 +220,11 @@ impl Checker<'_> {
             if region_ids.insert(r.name.clone(), id).is_some() {
                 self.bad(&format!("{key}.name"), format!("region {:?} is defined twice", r.name));
             }
+            for a in &r.aliases {
+                if region_ids.insert(a.clone(), id).is_some() {
+                    self.bad(&format!("{key}.aliases"), format!("name {a:?} is already taken by another region"));
+                }
+            }
             let zone_names = if r.zones.is_empty() { vec!["a".to_owned()] } else { r.zones.clone() };
             let mut zids = Vec::new();
             for (j, z) in zone_names.iter().enumerate() {
@@ -568,6 +573,39 @@ impl Checker<'_> {
         }
     }
 
+    /// Reads a `novacron.io/v1` `MultiCloudVM` manifest.
+    fn manifest(&mut self, key: &str, file: &str) -> Option<raw::RawManifest> {
+        let path = self.relative(file);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                self.bad(key, format!("cannot read manifest {}: {e}", path.display()));
+                return None;
+            }
+        };
+        let m: raw::RawManifest = match serde_yaml_ng::from_str(&text) {
+            Ok(m) => m,
+            Err(e) => {
+                let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+                self.bad(key, format!("{}{at}: {e}", path.display()));
+                return None;
+            }
+        };
+        if m.api_version != "novacron.io/v1" || m.kind != "MultiCloudVM" {
+            self.bad(
+                key,
+                format!(
+                    "{}: expected apiVersion novacron.io/v1 and kind MultiCloudVM, found {} {}",
+                    path.display(),
+                    m.api_version,
+                    m.kind
+                ),
+            );
+            return None;
+        }
+        Some(m)
+    }
+
     fn deployments(
         &mut self,
         raw_deps: &[raw::RawDeployment],
@@ -589,8 +627,29 @@ impl Checker<'_> {
             if d.vcpu == 0 {
                 self.bad(&format!("{key}.vcpu"), "must be at least 1");
             }
-            let sk = format!("{key}.deploymentStrategy");
-            let st = &d.deployment_strategy;
+            let manifest = match &d.manifest {
+                Some(file) => match self.manifest(&format!("{key}.manifest"), file) {
+                    Some(m) => Some(m),
+                    None => continue,
+                },
+                None => None,
+            };
+            let (st, cost_opt, sk) = match (&manifest, &d.deployment_strategy) {
+                (Some(_), Some(_)) => {
+                    self.bad(&format!("{key}.deploymentStrategy"), "give a manifest or a deploymentStrategy, not both");
+                    continue;
+                }
+                (Some(m), None) => (
+                    &m.spec.deployment_strategy,
+                    m.spec.cost_optimization.as_ref(),
+                    format!("{key}.manifest: spec.deploymentStrategy"),
+                ),
+                (None, Some(st)) => (st, d.cost_optimization.as_ref(), format!("{key}.deploymentStrategy")),
+                (None, None) => {
+                    self.bad(&key, "a deployment needs a deploymentStrategy table or a manifest = \"file.yaml\"");
+                    continue;
+                }
+            };
             let region = |ck: &mut Self, k: &str, n: &str| ck.region_ref(&format!("{sk}.{k}"), n, names);
             let dur = |ck: &mut Self, k: &str, v: &Option<String>, default: u64| {
                 ck.opt_duration(&format!("{sk}.{k}"), v.as_deref(), SimDuration::from_secs(default))
@@ -769,7 +828,7 @@ impl Checker<'_> {
                     triggers.push(Trigger { kind, duration });
                 }
             }
-            let co = d.cost_optimization.as_ref();
+            let co = cost_opt;
             let max_cost_per_h = co
                 .and_then(|c| c.max_cost_per_hour.as_ref())
                 .and_then(|v| self.money(&format!("{key}.costOptimization.maxCostPerHour"), v));

@@ -151,6 +151,9 @@ pub struct RawRegion {
     pub throttle_rate: Option<f64>,
     #[serde(default)]
     pub crash_rate_per_h: Option<f64>,
+    /// Other names of this region, as manifests may write them (`aws-us-east`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 /// `[[offers]]`.
@@ -395,7 +398,12 @@ pub struct RawDeployment {
     pub evaluate_every: Option<String>,
     #[serde(default)]
     pub cooldown: Option<String>,
-    pub deployment_strategy: RawStrategy,
+    /// A `novacron.io/v1` `MultiCloudVM` manifest (YAML) whose `spec.deploymentStrategy` and
+    /// `spec.costOptimization` this deployment uses.
+    #[serde(default)]
+    pub manifest: Option<String>,
+    #[serde(default)]
+    pub deployment_strategy: Option<RawStrategy>,
     #[serde(default)]
     pub cost_optimization: Option<RawCostOptimization>,
     #[serde(default)]
@@ -403,6 +411,25 @@ pub struct RawDeployment {
     /// Replicas a burst deployment needs from given times on.
     #[serde(default)]
     pub demand: Vec<RawDemand>,
+}
+
+/// A `MultiCloudVM` manifest as far as the simulator reads it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawManifest {
+    pub api_version: String,
+    pub kind: String,
+    pub spec: RawManifestSpec,
+}
+
+/// The parts of a `MultiCloudVM` spec the simulator uses; the rest (providers, vmTemplate,
+/// disasterRecovery, migrationPolicy) is the operator's business and ignored here.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawManifestSpec {
+    pub deployment_strategy: RawStrategy,
+    #[serde(default)]
+    pub cost_optimization: Option<RawCostOptimization>,
 }
 
 /// `deploymentStrategy`.

@@ -167,3 +167,28 @@ fn missing_scenario_file_and_bad_policy_option() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("policies are: cost-optimized"));
 }
+
+#[test]
+fn manifest_of_the_wrong_kind_or_broken_yaml() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let deployment = "\n[[deployments]]\nname = \"web\"\nreplicas = 2\nvcpu = 2\nmanifest = \"m.yaml\"\n";
+    let text = format!("{GOOD}{deployment}");
+    let path = dir.path().join("s.toml");
+    std::fs::write(
+        dir.path().join("m.yaml"),
+        "apiVersion: v1\nkind: Pod\nspec:\n  deploymentStrategy:\n    type: active-passive\n",
+    )
+    .expect("write");
+    let e = sim::scenario::parse(&text, &path).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        e.contains("deployments[0].manifest") && e.contains("expected apiVersion novacron.io/v1 and kind MultiCloudVM"),
+        "{e}"
+    );
+    std::fs::write(
+        dir.path().join("m.yaml"),
+        "apiVersion: novacron.io/v1\nkind: MultiCloudVM\nspec:\n  deploymentStrategy: [oops\n",
+    )
+    .expect("write");
+    let e = sim::scenario::parse(&text, &path).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("m.yaml:"), "names the manifest and where: {e}");
+}

@@ -173,3 +173,15 @@ fn provider_outage_fails_over_and_back() {
     assert!(after.iter().all(|x| x.replicas_running == 4), "service dropped during the failback");
     assert!(d.availability > 0.98, "{}", d.availability);
 }
+
+#[test]
+fn the_seed_manifest_applies_as_written() {
+    let (_, r) = run("seed-manifest.toml");
+    let moves: Vec<(f64, &str, &str)> =
+        r.failovers.iter().map(|f| (f.time_s, f.from.as_str(), f.to.as_str())).collect();
+    // The outage at 90 min kills the AWS replicas; the availability trigger fires at once (one zero
+    // sample in the 5-minute window) and the first secondary, "azure-eastus", takes over.
+    assert_eq!(moves, [(5400.0, "aws-us-east-1", "azure-eastus")]);
+    // maxCostPerHour "1.00" holds: 6 replicas on spot at ~$0.04–0.05/h each.
+    assert!(r.deployment_samples.iter().all(|x| x.cost_rate_usd_per_h <= 1.0));
+}
