@@ -299,7 +299,7 @@ pub struct Recorder {
     deps: std::collections::BTreeMap<engine::GroupId, DepRec>,
     dep_failovers: Vec<FailoverRecord>,
     dep_samples: Vec<DeploymentSample>,
-    outages: Vec<(engine::RegionId, SimTime)>,
+    outages: Vec<(engine::RegionId, SimTime, Option<SimTime>)>,
 }
 
 impl Recorder {
@@ -528,7 +528,8 @@ impl Recorder {
         c: &Catalog,
     ) {
         let Some(d) = self.deps.get_mut(&id) else { return };
-        let outage = self.outages.iter().rev().find(|(r, at)| *r == from && *at <= now).map(|(_, at)| *at);
+        // The outage that caused the move: one of `from` under way at the decision.
+        let outage = self.outages.iter().rev().find(|(r, at, end)| *r == from && *at <= now && end.is_none_or(|e| now <= e)).map(|(_, at, _)| *at);
         let reason = match reason {
             engine::MoveReason::Trigger(t) => t,
             other => serde_json::to_value(&other).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
@@ -574,8 +575,12 @@ impl Recorder {
 
     /// A fault started or ended.
     pub fn fault(&mut self, i: usize, kind: &crate::scenario::FaultKind, on: bool, now: SimTime) {
-        if let (crate::scenario::FaultKind::Outage { region, .. }, true) = (kind, on) {
-            self.outages.push((*region, now));
+        if let crate::scenario::FaultKind::Outage { region, .. } = kind {
+            if on {
+                self.outages.push((*region, now, None));
+            } else if let Some(o) = self.outages.iter_mut().rev().find(|o| o.0 == *region && o.2.is_none()) {
+                o.2 = Some(now);
+            }
         }
         if on {
             self.faults.push(FaultWindow { fault: i, start_s: now.as_secs_f64(), end_s: f64::NAN });
