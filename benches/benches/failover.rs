@@ -17,7 +17,12 @@ fn catalog() -> Catalog {
     let regions = providers
         .iter()
         .enumerate()
-        .map(|(i, p)| Region { name: format!("r{i}"), provider: *p, zones: vec![ZoneId(i as u16)], carbon_g_per_kwh: 400.0 })
+        .map(|(i, p)| Region {
+            name: format!("r{i}"),
+            provider: *p,
+            zones: vec![ZoneId(i as u16)],
+            carbon_g_per_kwh: 400.0,
+        })
         .collect();
     let zones = (0..3).map(|i| Zone { name: "a".into(), region: RegionId(i) }).collect();
     let types = vec![InstanceType { name: "small".into(), resources: Resources { vcpu: 2, memory_mib: 4096, gpu: 0 } }];
@@ -56,7 +61,10 @@ fn steady() -> (Engine, SimTime) {
             failback: false,
             hold_down: SimDuration::from_secs(900),
         }),
-        triggers: vec![Trigger { kind: TriggerKind::Availability { threshold: 0.95 }, duration: SimDuration::from_secs(300) }],
+        triggers: vec![Trigger {
+            kind: TriggerKind::Availability { threshold: 0.95 },
+            duration: SimDuration::from_secs(300),
+        }],
         cooldown: SimDuration::from_secs(600),
         evaluate_every: SimDuration::from_secs(30),
         max_cost_per_h: None,

@@ -250,6 +250,26 @@ pub enum Action {
     },
 }
 
+/// How many of `slots` are serving: running, on an instance at a healthy region and zone (one the
+/// engine knows to be down serves nobody, even before the cloud reports it lost).
+fn serving_replicas(
+    slots: &[Slot],
+    vms: &DetHashMap<VmId, VmEntry>,
+    instances: &DetHashMap<InstanceId, InstanceEntry>,
+    snap: &Snapshot,
+) -> usize {
+    slots
+        .iter()
+        .filter(|s| {
+            let Some(e) = vms.get(&s.vm).filter(|e| e.state == VmState::Running) else { return false };
+            e.active.and_then(|i| instances.get(&i)).is_some_and(|i| {
+                let offer = &snap.catalog.offers[i.charge.offer.idx()];
+                snap.location_healthy(offer.region, offer.zone)
+            })
+        })
+        .count()
+}
+
 /// The final bill of one instance, available from [`Engine::take_bills`].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Bill {
@@ -538,11 +558,17 @@ impl Engine {
         let deploy::Strategy::ActivePassive(c) = d.spec.strategy.clone() else { return };
         let locs = c.locations();
         let current = locs[d.active.min(locs.len() - 1)];
+        // Health and capacity apply: the target must be able to take every replica, unless none
+        // serves where they are (then as many as it can).
+        let serving = serving_replicas(&d.slots, &self.vms, &self.instances, &self.snapshot);
+        let partial = serving == 0 || !Deployment::location_healthy(&self.snapshot, current);
         let target = match to {
-            Some(r) => {
-                locs.iter().position(|l| *l == r).filter(|&i| i != d.active && d.location_ok(&self.snapshot, r, now))
-            }
-            None => deploy::pick_target(d, &locs, d.active, &self.snapshot, now),
+            Some(r) => locs.iter().position(|l| *l == r).filter(|&i| {
+                i != d.active
+                    && d.location_ok(&self.snapshot, r, now)
+                    && deploy::pick_target(d, &[r], usize::MAX, &self.snapshot, now, partial).is_some()
+            }),
+            None => deploy::pick_target(d, &locs, d.active, &self.snapshot, now, partial),
         };
         let Some(i) = target else { return };
         d.active = i;
@@ -564,8 +590,8 @@ impl Engine {
         let Some(d) = self.deployments.get_mut(&id) else { return };
         // Observe: the share of replicas serving (wherever they run: a replica on its way to a new
         // location keeps serving from the old one until its replacement is up).
-        let running =
-            d.slots.iter().filter(|s| self.vms.get(&s.vm).is_some_and(|e| e.state == VmState::Running)).count();
+        let running = serving_replicas(&d.slots, &self.vms, &self.instances, &self.snapshot);
+        d.serving = running as u32;
         let obs = Observation {
             availability: if d.spec.replicas == 0 { 1.0 } else { running as f64 / d.spec.replicas as f64 },
             cpu: d.metrics.cpu,
@@ -672,7 +698,9 @@ impl Engine {
         let offer = &self.snapshot.catalog.offers[inst.charge.offer.idx()];
         let (inst_region, inst_zone, inst_running) = (offer.region, offer.zone, inst.running);
         let market_ok = spot || inst.charge.market == Market::OnDemand;
-        if inst_region == loc && market_ok {
+        // In place, unless its zone or region is known to be down: such an instance serves nobody
+        // (whether or not the cloud has reported it lost yet), so the replica is placed afresh.
+        if inst_region == loc && market_ok && self.snapshot.location_healthy(inst_region, inst_zone) {
             return;
         }
         if let Some(rep) = replacement {

@@ -529,7 +529,12 @@ impl Recorder {
     ) {
         let Some(d) = self.deps.get_mut(&id) else { return };
         // The outage that caused the move: one of `from` under way at the decision.
-        let outage = self.outages.iter().rev().find(|(r, at, end)| *r == from && *at <= now && end.is_none_or(|e| now <= e)).map(|(_, at, _)| *at);
+        let outage = self
+            .outages
+            .iter()
+            .rev()
+            .find(|(r, at, end)| *r == from && *at <= now && end.is_none_or(|e| now <= e))
+            .map(|(_, at, _)| *at);
         let reason = match reason {
             engine::MoveReason::Trigger(t) => t,
             other => serde_json::to_value(&other).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),

@@ -37,13 +37,17 @@ impl ActivePassiveConfig {
 }
 
 /// The first location after `skip` (in preference order) that is healthy, not avoided, and can take
-/// every replica; failing that, the healthy one that can take the most (at least one).
+/// every replica; failing that, if `partial`, the healthy one that can take the most (at least one).
+///
+/// A partial move splits the replicas over two locations, which is only worth it when the one
+/// they are leaving is dead; a move away from a live location waits until one can take them all.
 pub(crate) fn pick_target(
     d: &Deployment,
     locs: &[RegionId],
     skip: usize,
     snap: &Snapshot,
     now: SimTime,
+    partial: bool,
 ) -> Option<usize> {
     let need = d.spec.replicas as u64;
     let ok: Vec<(usize, u64)> = locs
@@ -54,7 +58,9 @@ pub(crate) fn pick_target(
         .collect();
     ok.iter()
         .find(|(_, cap)| *cap >= need)
-        .or_else(|| ok.iter().filter(|(_, cap)| *cap > 0).max_by_key(|(i, cap)| (*cap, std::cmp::Reverse(*i))))
+        .or_else(|| {
+            ok.iter().filter(|(_, cap)| partial && *cap > 0).max_by_key(|(i, cap)| (*cap, std::cmp::Reverse(*i)))
+        })
         .map(|(i, _)| *i)
 }
 
@@ -79,7 +85,8 @@ pub(super) fn plan(
         None
     };
     if let Some(reason) = reason {
-        if let Some(i) = pick_target(d, &locs, d.active, snap, now) {
+        // Splitting the replicas is worth it only when nothing serves where they are.
+        if let Some(i) = pick_target(d, &locs, d.active, snap, now, dead || d.serving == 0) {
             d.active = i;
             failover = Some((current, locs[i], reason));
         }

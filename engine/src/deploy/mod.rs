@@ -7,7 +7,7 @@
 //! reconciles its VMs to the plan with the same provision/terminate actions as placement, so a
 //! deployment's VMs are placed, retried, billed and replaced exactly like any other.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -129,6 +129,9 @@ impl DeploymentSpec {
             Strategy::ActiveActive(c) if c.locations.iter().any(|(_, w)| !(w.is_finite() && *w >= 0.0)) => {
                 Err("active-active weights must be numbers >= 0".into())
             }
+            Strategy::ActiveActive(c) if c.locations.iter().all(|(_, w)| *w <= 0.0) => {
+                Err("active-active needs a location of weight > 0".into())
+            }
             Strategy::CostOptimized(c) => c.validate(),
             Strategy::Burst(c) => c.validate(),
             _ => Ok(()),
@@ -218,6 +221,11 @@ pub struct Deployment {
     pub settled: bool,
     /// When it was created or last moved.
     pub moved_at: SimTime,
+    /// Active-active: locations seen down and not restored since (healthy for `restore_after`
+    /// with the cooldown passed).
+    pub lost: BTreeSet<RegionId>,
+    /// Replicas serving (running at a healthy location) when it was last observed.
+    pub serving: u32,
 }
 
 impl Deployment {
@@ -238,6 +246,8 @@ impl Deployment {
             window_moves: (SimTime::ZERO, 0),
             settled: false,
             moved_at: SimTime::ZERO,
+            lost: BTreeSet::new(),
+            serving: 0,
         }
     }
 
@@ -246,11 +256,15 @@ impl Deployment {
         self.last_failover.is_none_or(|t| now.since(t) >= self.spec.cooldown)
     }
 
-    /// Whether `r` may be targeted: healthy and not recently failed away from.
-    pub fn location_ok(&self, snap: &Snapshot, r: RegionId, now: SimTime) -> bool {
+    /// Whether `r` is healthy: the region and at least one of its zones.
+    pub fn location_healthy(snap: &Snapshot, r: RegionId) -> bool {
         snap.region_healthy.get(r.idx()).copied().unwrap_or(false)
             && snap.catalog.regions[r.idx()].zones.iter().any(|z| snap.zone_healthy[z.idx()])
-            && self.avoid.get(&r).is_none_or(|until| *until <= now)
+    }
+
+    /// Whether `r` may be targeted: healthy and not recently failed away from.
+    pub fn location_ok(&self, snap: &Snapshot, r: RegionId, now: SimTime) -> bool {
+        Self::location_healthy(snap, r) && self.avoid.get(&r).is_none_or(|until| *until <= now)
     }
 
     /// Instances of the template the region could still take (free slots of fitting offers,
@@ -282,9 +296,11 @@ impl Deployment {
     /// Runs the strategy: the desired location of every slot at `now`.
     /// `fired` is the first trigger that fired this evaluation, if any.
     pub fn plan(&mut self, snap: &Snapshot, fired: Option<MoveReason>, now: SimTime) -> Plan {
+        // Health is tracked apart from avoidance: a hold-down or restore period runs from when the
+        // location came back, alongside the cooldown, not after it.
         for r in 0..snap.catalog.regions.len() {
             let r = RegionId(r as u16);
-            if self.location_ok(snap, r, now) {
+            if Self::location_healthy(snap, r) {
                 self.healthy_since.entry(r).or_insert(now);
             } else {
                 self.healthy_since.remove(&r);
@@ -297,11 +313,15 @@ impl Deployment {
             Strategy::Burst(c) => burst::plan(self, c, snap, fired, now),
             Strategy::CostOptimized(c) => cost_optimized::plan(self, c, snap, now),
         };
-        if let Some((from, _, _)) = &plan.failover {
+        if let Some((from, _, reason)) = &plan.failover {
             self.last_failover = Some(now);
             self.settled = false;
             self.moved_at = now;
-            self.avoid.insert(*from, now + self.spec.cooldown);
+            // Only a location left because something was wrong with it is avoided: one that gave
+            // replicas back to a restored location, or that a failback left, is healthy.
+            if !matches!(reason, MoveReason::Rebalance | MoveReason::Failback) {
+                self.avoid.insert(*from, now + self.spec.cooldown);
+            }
             for t in &mut self.triggers {
                 t.reset();
             }

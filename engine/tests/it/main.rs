@@ -2,6 +2,8 @@
 
 mod billing;
 mod config;
+mod deploy;
+mod deploy_props;
 mod failures;
 mod fixture;
 mod lifecycle;
