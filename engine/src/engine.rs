@@ -618,7 +618,16 @@ impl Engine {
         for slot in &mut d.slots {
             if slot.on_demand_until.is_some_and(|t| t <= now) {
                 slot.on_demand_until = None;
+                slot.back_to_spot = true;
             }
+            // What each replica's instance costs now (for the cost-optimized strategy).
+            slot.price_per_h =
+                self.vms.get(&slot.vm).and_then(|e| e.active).and_then(|i| self.instances.get(&i)).map(|e| {
+                    let offer = &self.snapshot.catalog.offers[e.charge.offer.idx()];
+                    let unit =
+                        self.snapshot.offers[offer.id.idx()].price(e.charge.market).map_or(0.0, |p| p.price_per_h);
+                    self.snapshot.catalog.price_for(offer, unit, &e.charge.resources)
+                });
         }
         let plan = d.plan(&self.snapshot, fired, now);
         if let Some((from, to, reason)) = plan.failover.clone() {
@@ -639,7 +648,7 @@ impl Engine {
         let surplus: Vec<VmId> = d.slots.iter().skip(locations.len()).map(|s| s.vm).collect();
         d.slots.truncate(locations.len());
         let template = d.spec.template.clone();
-        let mut work: Vec<(VmId, RegionId, bool)> = Vec::with_capacity(locations.len());
+        let mut work: Vec<(VmId, RegionId, bool, bool)> = Vec::with_capacity(locations.len());
         for (i, loc) in locations.iter().enumerate() {
             if i >= d.slots.len() {
                 d.slots.push(Slot {
@@ -647,17 +656,19 @@ impl Engine {
                     location: *loc,
                     spot_failures: 0,
                     on_demand_until: None,
+                    back_to_spot: false,
+                    price_per_h: None,
                 });
             }
             let slot = &mut d.slots[i];
             slot.location = *loc;
             let spot = template.spot_allowed && slot.on_demand_until.is_none();
-            work.push((slot.vm, *loc, spot));
+            work.push((slot.vm, *loc, spot, std::mem::take(&mut slot.back_to_spot)));
         }
         for vm in surplus {
             self.handle(now, Event::Released { vm }, out);
         }
-        for (vm, loc, spot) in work {
+        for (vm, loc, spot, back_to_spot) in work {
             if !self.vms.contains_key(&vm) {
                 let mut request = template.clone();
                 request.id = vm;
@@ -679,6 +690,13 @@ impl Engine {
                 continue;
             }
             self.relocate(vm, loc, spot, now, out);
+            if back_to_spot && !self.back_to_spot(vm, now, out) {
+                // Spot is not where the policy would place it now: try again next evaluation.
+                if let Some(slot) = self.deployments.get_mut(&id).and_then(|d| d.slots.iter_mut().find(|s| s.vm == vm))
+                {
+                    slot.back_to_spot = true;
+                }
+            }
         }
     }
 
@@ -740,6 +758,31 @@ impl Engine {
             ProvisionReason::Relocation
         };
         self.place(vm, now, reason, out);
+    }
+
+    /// Returns a replica that ran on demand after repeated interruptions to spot, make-before-break,
+    /// if the policy would now place it on spot. Returns whether nothing is left to do.
+    fn back_to_spot(&mut self, vm: VmId, now: SimTime, out: &mut Vec<Action>) -> bool {
+        let Some(entry) = self.vms.get(&vm) else { return true };
+        let Some(active) = entry.active else { return true };
+        if entry.replacement.is_some() || entry.state != VmState::Running || !entry.request.spot_allowed {
+            return entry.replacement.is_some();
+        }
+        let Some(inst) = self.instances.get(&active) else { return true };
+        if inst.charge.market != Market::OnDemand || !inst.running {
+            return true;
+        }
+        // Only a replica that is where it should be, at a healthy location: any other is being
+        // moved, and its move places it afresh (on spot, if that is cheapest) anyway.
+        let offer = &self.snapshot.catalog.offers[inst.charge.offer.idx()];
+        if !entry.request.regions.contains(&offer.region) || !self.snapshot.location_healthy(offer.region, offer.zone) {
+            return true;
+        }
+        let spot_now = matches!(
+            self.policy.decide(&entry.request, &self.snapshot, now),
+            Decision::Place { candidate, .. } if candidate.market == Market::Spot
+        );
+        spot_now && self.place_replacement(vm, now, ProvisionReason::Relocation, out)
     }
 
     /// Spot recovery for a deployment's replica that got an interruption notice.

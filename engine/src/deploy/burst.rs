@@ -95,5 +95,11 @@ pub(super) fn plan(
         want[i] += left;
     }
     let cur: Vec<RegionId> = d.slots.iter().map(|s| s.location).collect();
-    Plan { locations: assign(&cur, &locs, &want), failover: None }
+    // Record when overflow first reaches a target, or a target is emptied by scaling in.
+    let reached =
+        locs.iter().zip(&want).skip(1).find(|(r, w)| **w > 0 && d.count_at(**r) == 0).map(|(r, _)| (c.primary, *r));
+    let emptied =
+        locs.iter().zip(&want).skip(1).find(|(r, w)| **w == 0 && d.count_at(**r) > 0).map(|(r, _)| (*r, c.primary));
+    let failover = reached.or(emptied).filter(|_| !d.slots.is_empty()).map(|(from, to)| (from, to, MoveReason::Burst));
+    Plan { locations: assign(&cur, &locs, &want), failover }
 }

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Deployment, Plan};
+use super::{Deployment, MoveReason, Plan};
 use crate::model::RegionId;
 use crate::snapshot::Snapshot;
 use crate::time::{SimDuration, SimTime};
@@ -102,7 +102,9 @@ pub(super) fn plan(d: &mut Deployment, c: &CostOptimizedConfig, snap: &Snapshot,
             out.push(cheapest);
             continue;
         }
-        let current = price[here.idx()].unwrap_or(f64::INFINITY);
+        // What this replica costs now; the market's price if it has no instance yet. (A region
+        // full of our own replicas lists no free offer, but it is not therefore dear.)
+        let current = slot.price_per_h.or(price[here.idx()]).unwrap_or(f64::INFINITY);
         let saving = (current - cheapest_price) * horizon_h;
         let egress = c.data_gib * snap.cost.egress.per_gib(&snap.catalog, here, cheapest, false);
         let cost =
@@ -115,5 +117,6 @@ pub(super) fn plan(d: &mut Deployment, c: &CostOptimizedConfig, snap: &Snapshot,
             out.push(here);
         }
     }
-    Plan { locations: out, failover: None }
+    let moved = d.slots.iter().zip(&out).find(|(s, to)| s.location != **to).map(|(s, to)| (s.location, *to));
+    Plan { locations: out, failover: moved.map(|(from, to)| (from, to, MoveReason::Cost)) }
 }

@@ -150,6 +150,10 @@ pub struct Slot {
     pub spot_failures: u32,
     /// On demand until then (after too many interruptions).
     pub on_demand_until: Option<SimTime>,
+    /// Its on-demand period is over: move it back to spot when the policy would place it there.
+    pub back_to_spot: bool,
+    /// What its instance costs now, $/h (set by the engine before each evaluation).
+    pub price_per_h: Option<f64>,
 }
 
 /// Why a deployment moved.
@@ -313,7 +317,10 @@ impl Deployment {
             Strategy::Burst(c) => burst::plan(self, c, snap, fired, now),
             Strategy::CostOptimized(c) => cost_optimized::plan(self, c, snap, now),
         };
-        if let Some((from, _, reason)) = &plan.failover {
+        // Burst and cost moves are recorded, but they are not failovers: no cooldown, no avoidance.
+        if let Some((from, _, reason)) =
+            plan.failover.as_ref().filter(|(_, _, r)| !matches!(r, MoveReason::Burst | MoveReason::Cost))
+        {
             self.last_failover = Some(now);
             self.settled = false;
             self.moved_at = now;

@@ -117,7 +117,22 @@ fn zero_serving_bound() -> SimDuration {
 /// once it has been healthy for the restore period, and each rebalance starts a cooldown that the
 /// next must wait out: locations whose restore periods end a few seconds apart come back one
 /// cooldown apart. With `n` locations, at most `n - 1` of them come back after the first.
+///
+/// A spot-allowed replica forced on demand by interruptions returns to spot, make-before-break, once
+/// its on-demand period is over and the policy would place it on spot again, which waits for the
+/// preempted spot market's block to end: a last move at most `max(back_to_spot_after, spot_block)`
+/// after the calm, at an evaluation, booting once more.
 fn converge_bound(case: &Case) -> SimDuration {
+    let spot_return = if case.spot {
+        let back = SimDuration::from_secs(600);
+        max_d(back, EngineConfig::default().spot_block) + EVERY + BOOT
+    } else {
+        SimDuration::ZERO
+    };
+    spot_return + converge_bound_without_spot(case)
+}
+
+fn converge_bound_without_spot(case: &Case) -> SimDuration {
     match case.kind {
         Kind::ActivePassive { .. } => longest_trigger() + EVERY + max_d(COOLDOWN, SETTLE) + EVERY + EVERY + BOOT + BOOT,
         Kind::ActiveActive { .. } => {
@@ -918,4 +933,53 @@ fn regression_a_replica_on_a_dead_zone_is_placed_afresh() {
     let steps =
         [(0, Op::Wait(26)), (8, Op::Zone(6, false, Kill::No)), (26, Op::Zone(2, false, Kill::No)), (60, Op::Wait(351))];
     regression("performance", Kind::ActivePassive { failback: false }, 1, false, &[3, 1], &steps);
+}
+
+/// Active-active over regions 3, 2, 0 (weights 0, 0, 1: all at region 0), one large spot-allowed
+/// replica under lowest-price, two spot notices, regions flapping. Found after spot replicas were
+/// made to return to spot: it must still converge to one instance. (6)
+#[test]
+fn regression_active_active_spot_return_converges() {
+    let steps = [
+        (18, Op::Region(0, false, Kill::No)),
+        (62, Op::Wait(420)),
+        (50, Op::Wait(0)),
+        (14, Op::Region(0, false, Kill::No)),
+        (27, Op::Region(0, false, Kill::No)),
+        (7, Op::Wait(271)),
+        (22, Op::Region(0, false, Kill::No)),
+        (52, Op::Wait(41)),
+        (26, Op::Region(0, false, Kill::No)),
+        (20, Op::Wait(334)),
+        (40, Op::Wait(330)),
+        (22, Op::Wait(27)),
+        (24, Op::Region(0, false, Kill::No)),
+        (57, Op::Region(0, false, Kill::No)),
+        (5, Op::Region(0, false, Kill::No)),
+        (7, Op::Region(0, true, Kill::No)),
+        (14, Op::Wait(480)),
+        (40, Op::Price(0, false, 0.5)),
+        (40, Op::Region(1, false, Kill::No)),
+        (53, Op::Price(0, false, 0.5)),
+        (19, Op::Region(1, false, Kill::No)),
+        (8, Op::Wait(119)),
+        (10, Op::Price(0, false, 0.5)),
+        (26, Op::Price(0, false, 0.5)),
+        (21, Op::Notice(0, 4)),
+        (3, Op::Notice(0, 292)),
+        (51, Op::Region(0, false, Kill::No)),
+        (43, Op::Region(0, false, Kill::No)),
+        (87, Op::Region(0, false, Kill::No)),
+    ];
+    let locations = [3u16, 2, 0].iter().map(|r| RegionId(*r)).collect();
+    let case = Case {
+        policy: "lowest-price",
+        kind: Kind::ActiveActive { weights: vec![0, 0, 1] },
+        replicas: 1,
+        large: true,
+        spot: true,
+        locations,
+    };
+    let w = drive(&case, &steps).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(replay(&case, &w.events), w.actions);
 }

@@ -230,9 +230,9 @@ fn spot_deployments_recover_on_demand_and_fail_over_on_interruptions() {
     assert!(close(rate("workers", 3720.0), 0.12));
     // On demand for backToSpotAfter (1 h), until 7,500 s.
     assert!(dep_between(&r, "workers", 3960.0, 7440.0).all(|s| close(s.cost_rate_usd_per_h, 0.40)));
-    // Not asserted: the return to spot at the evaluation at 7,500 s (4 × $0.03 from 7,560 s). The
-    // engine clears the on-demand period but keeps an on-demand instance for a replica that may use
-    // spot (engine.rs `relocate`: `market_ok`), so the replicas stay on demand to the end.
+    // Back to spot at the evaluation at 7,500 s, make-before-break: 4 × $0.03 once the spot
+    // replacements run (from the 7,560 s sample), to the end.
+    assert!(dep_between(&r, "workers", 7560.0, 14_400.0).all(|s| close(s.cost_rate_usd_per_h, 0.12)));
     // 8 notices at 1 h, 4 more at 1 h 5 m (web was in Azure by then, never interrupted).
     assert_eq!(r.summary.spot_interruptions, 12);
     // Replacements were up before every reclaim: down only during the first boot.
