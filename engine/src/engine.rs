@@ -810,22 +810,11 @@ impl Engine {
         let decision = self.policy.decide(&entry.request, &self.snapshot, now);
         match decision {
             Decision::Place { candidate, scores } => {
-                let instance = InstanceId(self.next_instance);
-                self.next_instance += 1;
+                let Some(instance) = self.start_instance(vm, &candidate, scores, reason, now, out) else { return };
                 let Some(entry) = self.vms.get_mut(&vm) else { return };
-                let charge = self.snapshot.allocate(&entry.request, &candidate, now);
-                entry.attempts += 1;
                 entry.state = if entry.lost { VmState::Recovering } else { VmState::Provisioning };
                 entry.active = Some(instance);
                 entry.first_wait = None;
-                self.instances.insert(instance, InstanceEntry { vm, charge, running: false });
-                let placement = Placement {
-                    offer: candidate.offer,
-                    market: candidate.market,
-                    host: candidate.host,
-                    price_per_h: candidate.price_per_h,
-                };
-                out.push(Action::Provision { instance, vm, placement, reason, scores });
             }
             Decision::Reject(why) => self.wait_or_reject(vm, why, now, out),
         }
@@ -964,24 +953,40 @@ impl Engine {
     fn place_replacement(&mut self, vm: VmId, now: SimTime, reason: ProvisionReason, out: &mut Vec<Action>) -> bool {
         let Some(entry) = self.vms.get(&vm) else { return false };
         if let Decision::Place { candidate, scores } = self.policy.decide(&entry.request, &self.snapshot, now) {
-            let instance = InstanceId(self.next_instance);
-            self.next_instance += 1;
-            let Some(entry) = self.vms.get_mut(&vm) else { return false };
-            let charge = self.snapshot.allocate(&entry.request, &candidate, now);
-            entry.attempts += 1;
-            entry.replacement = Some(instance);
-            self.instances.insert(instance, InstanceEntry { vm, charge, running: false });
-            let placement = Placement {
-                offer: candidate.offer,
-                market: candidate.market,
-                host: candidate.host,
-                price_per_h: candidate.price_per_h,
-            };
-            out.push(Action::Provision { instance, vm, placement, reason, scores });
+            let Some(instance) = self.start_instance(vm, &candidate, scores, reason, now, out) else { return false };
+            if let Some(entry) = self.vms.get_mut(&vm) {
+                entry.replacement = Some(instance);
+            }
             return true;
         }
         // No room for a replacement now: the VM fails over when the instance dies.
         false
+    }
+
+    /// Allocates a new instance of `vm` on `candidate`, counts the attempt and asks for it.
+    fn start_instance(
+        &mut self,
+        vm: VmId,
+        candidate: &crate::snapshot::Candidate,
+        scores: Scores,
+        reason: ProvisionReason,
+        now: SimTime,
+        out: &mut Vec<Action>,
+    ) -> Option<InstanceId> {
+        let entry = self.vms.get_mut(&vm)?;
+        let instance = InstanceId(self.next_instance);
+        self.next_instance += 1;
+        let charge = self.snapshot.allocate(&entry.request, candidate, now);
+        entry.attempts += 1;
+        self.instances.insert(instance, InstanceEntry { vm, charge, running: false });
+        let placement = Placement {
+            offer: candidate.offer,
+            market: candidate.market,
+            host: candidate.host,
+            price_per_h: candidate.price_per_h,
+        };
+        out.push(Action::Provision { instance, vm, placement, reason, scores });
+        Some(instance)
     }
 
     fn end_instance(&mut self, instance: InstanceId, now: SimTime) {

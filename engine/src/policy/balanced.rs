@@ -66,13 +66,7 @@ impl BalancedConfig {
         if all.iter().sum::<f64>() <= 0.0 {
             return Err("at least one of the weights must be > 0".into());
         }
-        if !(self.interruption_cost_usd.is_finite() && self.interruption_cost_usd >= 0.0) {
-            return Err("interruption_cost_usd must be a number >= 0".into());
-        }
-        if !(self.prior_interruptions_per_h.is_finite() && self.prior_interruptions_per_h >= 0.0) {
-            return Err("prior_interruptions_per_h must be a number >= 0".into());
-        }
-        Ok(())
+        super::check_spot_risk(self.interruption_cost_usd, self.prior_interruptions_per_h)
     }
 }
 

@@ -104,6 +104,17 @@ pub trait PlacementPolicy: Send + Sync + std::fmt::Debug {
     fn decide(&self, req: &VmRequest, snap: &Snapshot, now: SimTime) -> Decision;
 }
 
+/// Checks the spot-risk parameters shared by cost-optimized and balanced.
+pub(crate) fn check_spot_risk(interruption_cost_usd: f64, prior_interruptions_per_h: f64) -> Result<(), String> {
+    if !(interruption_cost_usd.is_finite() && interruption_cost_usd >= 0.0) {
+        return Err("interruption_cost_usd must be a number >= 0".into());
+    }
+    if !(prior_interruptions_per_h.is_finite() && prior_interruptions_per_h >= 0.0) {
+        return Err("prior_interruptions_per_h must be a number >= 0".into());
+    }
+    Ok(())
+}
+
 /// Picks the candidate with the lowest key; ties go to the first one listed.
 pub(crate) fn argmin<K: PartialOrd>(
     req: &VmRequest,
