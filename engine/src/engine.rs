@@ -305,6 +305,22 @@ struct VmEntry {
     deployment: Option<GroupId>,
 }
 
+impl VmEntry {
+    /// A VM waiting for its first placement.
+    fn new(request: VmRequest, deployment: Option<GroupId>) -> Self {
+        VmEntry {
+            request,
+            state: VmState::Pending,
+            active: None,
+            replacement: None,
+            attempts: 0,
+            first_wait: None,
+            lost: false,
+            deployment,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct InstanceEntry {
     vm: VmId,
@@ -396,19 +412,7 @@ impl Engine {
                 if self.vms.contains_key(&vm) || deploy::is_deployment_vm(vm) {
                     return;
                 }
-                self.vms.insert(
-                    vm,
-                    VmEntry {
-                        request,
-                        state: VmState::Pending,
-                        active: None,
-                        replacement: None,
-                        attempts: 0,
-                        first_wait: None,
-                        lost: false,
-                        deployment: None,
-                    },
-                );
+                self.vms.insert(vm, VmEntry::new(request, None));
                 self.place(vm, now, ProvisionReason::Initial, out);
             }
             Event::Released { vm } => {
@@ -526,7 +530,6 @@ impl Engine {
             Some(cap) => self.snapshot.group_budgets.insert(id, cap),
             None => self.snapshot.group_budgets.remove(&id),
         };
-        let every = spec.evaluate_every;
         let fresh = !self.deployments.contains_key(&id);
         match self.deployments.get_mut(&id) {
             Some(d) => {
@@ -541,7 +544,6 @@ impl Engine {
             }
         }
         // A new deployment starts its evaluation timer; a replaced spec keeps the one it has.
-        let _ = every;
         self.evaluate_deployment(id, now, fresh, out);
     }
 
@@ -615,12 +617,16 @@ impl Engine {
             }
         }
         // Spot recovery: replicas whose on-demand period is over may use spot again.
+        let prices_wanted = matches!(d.spec.strategy, deploy::Strategy::CostOptimized(_));
         for slot in &mut d.slots {
             if slot.on_demand_until.is_some_and(|t| t <= now) {
                 slot.on_demand_until = None;
                 slot.back_to_spot = true;
             }
-            // What each replica's instance costs now (for the cost-optimized strategy).
+            // What each replica's instance costs now: only the cost-optimized strategy asks.
+            if !prices_wanted {
+                continue;
+            }
             slot.price_per_h =
                 self.vms.get(&slot.vm).and_then(|e| e.active).and_then(|i| self.instances.get(&i)).map(|e| {
                     let offer = &self.snapshot.catalog.offers[e.charge.offer.idx()];
@@ -675,17 +681,7 @@ impl Engine {
                 request.group = Some(id);
                 request.regions = vec![loc];
                 request.spot_allowed = spot;
-                let entry = VmEntry {
-                    request,
-                    state: VmState::Pending,
-                    active: None,
-                    replacement: None,
-                    attempts: 0,
-                    first_wait: None,
-                    lost: false,
-                    deployment: Some(id),
-                };
-                self.vms.insert(vm, entry);
+                self.vms.insert(vm, VmEntry::new(request, Some(id)));
                 self.place(vm, now, ProvisionReason::Initial, out);
                 continue;
             }

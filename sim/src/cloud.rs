@@ -320,7 +320,7 @@ impl Cloud {
         Some((m.price * self.storm_price[region] * self.spike_spot[region]).min(cap * self.spike_spot[region]))
     }
 
-    /// Starts (`on = true`) or ends a fault. Returns the instances it killed.
+    /// Starts (`on = true`) or ends a fault; instances it kills are reported in `out`.
     pub fn fault(&mut self, s: &Scenario, kind: &FaultKind, on: bool, out: &mut Vec<Observation>) {
         match kind {
             FaultKind::Outage { region, zone, .. } => {

@@ -2,8 +2,7 @@
 //! Everything here is a function of the scenario and the seed: no wall-clock figure enters it.
 
 use engine::{
-    Bill, Catalog, Engine, FailureCause, InstanceId, Market, OfferId, OfferKind, Placement, Provider, ProvisionReason,
-    RejectReason, SimTime, VmId,
+    Bill, Catalog, Engine, InstanceId, Market, OfferId, OfferKind, Placement, Provider, RejectReason, SimTime, VmId,
 };
 use serde::Serialize;
 
@@ -304,7 +303,7 @@ pub struct Recorder {
 
 impl Recorder {
     /// An empty recorder.
-    pub fn new(_s: &Scenario) -> Self {
+    pub fn new() -> Self {
         Recorder {
             vms: Vec::new(),
             inst: Default::default(),
@@ -365,15 +364,7 @@ impl Recorder {
     }
 
     /// The engine asked for an instance.
-    pub fn provisioned(
-        &mut self,
-        vm: VmId,
-        i: InstanceId,
-        p: &Placement,
-        _reason: ProvisionReason,
-        _now: SimTime,
-        _c: &Catalog,
-    ) {
+    pub fn provisioned(&mut self, vm: VmId, i: InstanceId, p: &Placement) {
         self.inst.insert(i, (vm, false));
         if let Some(r) = self.vm(vm) {
             r.instances += 1;
@@ -428,7 +419,7 @@ impl Recorder {
     }
 
     /// The cloud killed an instance.
-    pub fn instance_lost(&mut self, i: InstanceId, now: SimTime, _cause: FailureCause) {
+    pub fn instance_lost(&mut self, i: InstanceId, now: SimTime) {
         self.instance_gone(i, now, true);
     }
 
@@ -446,9 +437,6 @@ impl Recorder {
             }
         }
     }
-
-    /// A create call failed.
-    pub fn create_failed(&mut self, _cause: FailureCause) {}
 
     /// The owner released a VM.
     pub fn released(&mut self, vm: VmId, now: SimTime) {
@@ -513,9 +501,6 @@ impl Recorder {
             },
         );
     }
-
-    /// A deployment spec was refused (cannot happen for a checked scenario; kept for the record).
-    pub fn deployment_rejected(&mut self, _id: engine::GroupId, _message: String) {}
 
     /// A deployment moved.
     pub fn failover(
@@ -595,7 +580,7 @@ impl Recorder {
     }
 
     /// Takes a time-series sample.
-    pub fn sample(&mut self, now: SimTime, engine: &Engine, _final: bool) {
+    pub fn sample(&mut self, now: SimTime, engine: &Engine) {
         let snap = engine.snapshot();
         for (id, d) in &self.deps {
             self.dep_samples.push(DeploymentSample {
@@ -670,7 +655,7 @@ impl Recorder {
             requests_total: self.vms.len() as u64,
             requests_served: served_count,
             requests_rejected: self.rejected,
-            rejected_by_reason: self.rejected_by_reason.clone(),
+            rejected_by_reason: std::mem::take(&mut self.rejected_by_reason),
             failovers: self.failovers,
             mean_time_to_recover_s: (!ttr.is_empty()).then(|| ttr.iter().sum::<f64>() / ttr.len() as f64),
             p99_time_to_recover_s: p99,

@@ -109,7 +109,7 @@ impl<'a> Simulation<'a> {
             queue,
             cloud,
             generator,
-            rec: Recorder::new(s),
+            rec: Recorder::new(),
             actions: Vec::new(),
             observations: Vec::new(),
             end: SimTime(s.duration.as_millis()),
@@ -136,7 +136,7 @@ impl<'a> Simulation<'a> {
         self.rec.add_bills(&self.engine.take_bills(), &self.s.catalog);
         self.rec.add_bills(&bills, &self.s.catalog);
         self.rec.probe(self.end, &self.engine);
-        self.rec.sample(self.end, &self.engine, true);
+        self.rec.sample(self.end, &self.engine);
         Ok(self.rec.finish(self.s, &self.engine, self.end, events, &self.cloud.stats))
     }
 
@@ -165,7 +165,6 @@ impl<'a> Simulation<'a> {
                     }
                     CloudEvent::CreateFailed(i, cause) => {
                         let (i, cause) = (*i, *cause);
-                        self.rec.create_failed(cause);
                         self.feed(now, Event::InstanceFailed { instance: i, cause });
                         return;
                     }
@@ -226,7 +225,7 @@ impl<'a> Simulation<'a> {
             SimEvent::Sample => {
                 self.rec.add_bills(&self.engine.take_bills(), &self.s.catalog);
                 self.rec.probe(now, &self.engine);
-                self.rec.sample(now, &self.engine, false);
+                self.rec.sample(now, &self.engine);
                 self.queue.push(now + self.s.sample_interval, SimEvent::Sample);
             }
         }
@@ -279,7 +278,7 @@ impl<'a> Simulation<'a> {
                     self.feed(now, Event::PriceChanged { offer, market, price_per_h: price });
                 }
                 Observation::Died(i, cause) => {
-                    self.rec.instance_lost(i, now, cause);
+                    self.rec.instance_lost(i, now);
                     self.feed(now, Event::InstanceFailed { instance: i, cause });
                 }
                 Observation::Notice(i, at) => {
@@ -296,8 +295,8 @@ impl<'a> Simulation<'a> {
         self.engine.handle(now, ev, &mut actions);
         for a in actions.drain(..) {
             match a {
-                Action::Provision { instance, vm, placement, reason, .. } => {
-                    self.rec.provisioned(vm, instance, &placement, reason, now, &self.s.catalog);
+                Action::Provision { instance, vm, placement, .. } => {
+                    self.rec.provisioned(vm, instance, &placement);
                     self.cloud.create(self.s, now, instance, vm, &placement, &mut self.queue);
                 }
                 Action::Terminate { instance, vm } => {
@@ -309,7 +308,8 @@ impl<'a> Simulation<'a> {
                 Action::FailOver { deployment, from, to, reason } => {
                     self.rec.failover(deployment, from, to, reason, now, &self.s.catalog)
                 }
-                Action::DeploymentRejected { deployment, message } => self.rec.deployment_rejected(deployment, message),
+                // A checked scenario's deployments are valid: the engine has nothing to refuse.
+                Action::DeploymentRejected { .. } => {}
             }
         }
         self.actions = actions;
