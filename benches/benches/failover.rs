@@ -69,6 +69,8 @@ fn steady() -> (Engine, SimTime) {
         evaluate_every: SimDuration::from_secs(30),
         max_cost_per_h: None,
         spot: SpotRecovery::default(),
+        migration: None,
+        disaster_recovery: None,
     };
     let mut out = Vec::new();
     engine.handle(SimTime::ZERO, Event::DeploymentApplied { spec: Box::new(spec) }, &mut out);

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cost::CostModel;
 use crate::deploy::{self, Deployment, DeploymentSpec, MoveReason, Observation, Slot};
+use crate::dr::BackupKind;
+use crate::migration::{self, MigrationKind, MigrationPlan, MigrationPolicy};
 use crate::model::{
     Catalog, GroupId, InstanceId, Market, OfferId, Placement, RegionId, Timer, TimerKind, VmId, VmRequest, VmState,
     ZoneId,
@@ -248,6 +250,57 @@ pub enum Action {
         /// What is wrong.
         message: String,
     },
+    /// A replica's migration finished: it now runs at `to`. Recorded for reports; the instances
+    /// were already provisioned and terminated by their own actions.
+    Migrated {
+        /// Which deployment.
+        deployment: GroupId,
+        /// Which replica.
+        vm: VmId,
+        /// How it moved.
+        kind: MigrationKind,
+        /// From.
+        from: RegionId,
+        /// To.
+        to: RegionId,
+        /// When the migration started.
+        started: SimTime,
+        /// Service lost: the plan's pause (live, warm), or from the source's stop until the target
+        /// ran (cold).
+        downtime: SimDuration,
+        /// Data sent, GiB.
+        transferred_gib: f64,
+        /// Egress billed for it, $ (not part of any instance's bill).
+        egress_usd: f64,
+        /// How long source and target were both billed.
+        overlap: SimDuration,
+    },
+    /// A replica lost with its location is restored from the newest backup before it is placed
+    /// again (disaster recovery).
+    Restoring {
+        /// Which deployment.
+        deployment: GroupId,
+        /// Which replica.
+        vm: VmId,
+        /// The region it was lost with.
+        from: RegionId,
+        /// The restore point: the moment whose data comes back (`None`: nothing restorable, the
+        /// replica starts empty at once).
+        recovery_point: Option<SimTime>,
+        /// Copying the backup chain back.
+        restore_time: SimDuration,
+    },
+    /// A deployment's backup completed.
+    BackupCompleted {
+        /// Which deployment.
+        deployment: GroupId,
+        /// Its restore point (when it started).
+        at: SimTime,
+        /// Full or incremental.
+        kind: BackupKind,
+        /// How long it ran.
+        duration: SimDuration,
+    },
 }
 
 /// How many of `slots` are serving: running, on an instance at a healthy region and zone (one the
@@ -303,6 +356,27 @@ struct VmEntry {
     lost: bool,
     /// The deployment it belongs to: such VMs are never rejected, they wait for the strategy.
     deployment: Option<GroupId>,
+    /// A migration or a restore under way.
+    moving: Option<Move>,
+}
+
+/// A replica's data on the move.
+#[derive(Clone, Copy, Debug)]
+enum Move {
+    /// A migration. Live and warm: the target (the VM's `replacement`) is provisioned, then the
+    /// data moves for `transfer` while the source serves, then the cut-over. Cold: the source is
+    /// stopped, its snapshot copies for `transfer`, then the target is provisioned.
+    Migration {
+        plan: MigrationPlan,
+        transfer: SimDuration,
+        from: RegionId,
+        to: RegionId,
+        started: SimTime,
+        egress_usd: f64,
+        copied: bool,
+    },
+    /// Copying the backup chain back after the loss of the VM's location; placed when `copied`.
+    Restore { copied: bool },
 }
 
 impl VmEntry {
@@ -317,6 +391,7 @@ impl VmEntry {
             first_wait: None,
             lost: false,
             deployment,
+            moving: None,
         }
     }
 }
@@ -456,6 +531,8 @@ impl Engine {
                     self.evaluate_deployment(id, now, true, out);
                 }
             }
+            Event::TimerFired { timer: TimerKind::Transfer(vm) } => self.on_transfer_done(vm, now, out),
+            Event::TimerFired { timer: TimerKind::Backup(id) } => self.on_backup_timer(id, now, out),
             Event::DeploymentApplied { spec } => self.apply_deployment(*spec, now, out),
             Event::DeploymentRemoved { deployment } => self.remove_deployment(deployment, now, out),
             Event::DeploymentMetrics { deployment, cpu, latency_p99_ms, api_error_rate } => {
@@ -541,6 +618,19 @@ impl Engine {
                 let mut d = Deployment::new(spec);
                 d.moved_at = now;
                 self.deployments.insert(id, d);
+            }
+        }
+        // Backups start on their schedule (a spec that gains disaster recovery starts it now).
+        if let Some(d) = self.deployments.get_mut(&id) {
+            match &d.spec.disaster_recovery {
+                Some(b) if d.next_backup.is_none() => {
+                    d.next_backup = b.schedule.next_after(now);
+                    if let Some(at) = d.next_backup {
+                        out.push(Action::SetTimer { timer: Timer { at, kind: TimerKind::Backup(id) } });
+                    }
+                }
+                Some(_) => {}
+                None => d.next_backup = None,
             }
         }
         // A new deployment starts its evaluation timer; a replaced spec keeps the one it has.
@@ -701,6 +791,13 @@ impl Engine {
         let Some(entry) = self.vms.get_mut(&vm) else { return };
         entry.request.regions = vec![loc];
         entry.request.spot_allowed = spot;
+        // Data still copying (a cold migration's snapshot, a restore): the replica is placed at
+        // `loc` when the copy is done.
+        if matches!(entry.moving, Some(Move::Restore { copied: false } | Move::Migration { copied: false, .. }))
+            && entry.active.is_none()
+        {
+            return;
+        }
         let Some(active) = entry.active else {
             // Waiting for a placement: try again now, at the (maybe new) location.
             let reason = if entry.lost { ProvisionReason::Failover } else { ProvisionReason::Retry };
@@ -708,6 +805,7 @@ impl Engine {
             return;
         };
         let (replacement, lost) = (entry.replacement, entry.lost);
+        let migrating = matches!(entry.moving, Some(Move::Migration { .. }));
         let Some(inst) = self.instances.get(&active) else { return };
         let offer = &self.snapshot.catalog.offers[inst.charge.offer.idx()];
         let (inst_region, inst_zone, inst_running) = (offer.region, offer.zone, inst.running);
@@ -715,13 +813,17 @@ impl Engine {
         // In place, unless its zone or region is known to be down: such an instance serves nobody
         // (whether or not the cloud has reported it lost yet), so the replica is placed afresh.
         if inst_region == loc && market_ok && self.snapshot.location_healthy(inst_region, inst_zone) {
+            if migrating {
+                // The strategy wants it back where it is: the migration is called off.
+                self.abort_migration(vm, now, out);
+            }
             return;
         }
         if let Some(rep) = replacement {
             // A replacement is on its way: fine if it goes to the right place.
             let ok = self.instances.get(&rep).is_some_and(|r| {
-                self.snapshot.catalog.offers[r.charge.offer.idx()].region == loc
-                    && (spot || r.charge.market == Market::OnDemand)
+                let o = &self.snapshot.catalog.offers[r.charge.offer.idx()];
+                o.region == loc && (spot || r.charge.market == Market::OnDemand)
             });
             if ok {
                 return;
@@ -730,15 +832,20 @@ impl Engine {
             out.push(Action::Terminate { instance: rep, vm });
             if let Some(e) = self.vms.get_mut(&vm) {
                 e.replacement = None;
+                e.moving = None;
             }
         }
         let serving = inst_running && self.snapshot.location_healthy(inst_region, inst_zone);
-        if serving && self.place_replacement(vm, now, ProvisionReason::Relocation, out) {
-            // The old instance goes when the new one runs (no gap, bounded overlap).
-            return;
-        }
         if serving {
-            // No room for both at once (capacity or budget): keep serving, try at the next evaluation.
+            match self.migration_policy(vm) {
+                Some(policy) => self.migrate(vm, active, inst_region, loc, &policy, now, out),
+                // Make-before-break: the old instance goes when the new one runs (no gap,
+                // bounded overlap). No room for both at once (capacity or budget): keep serving,
+                // try at the next evaluation.
+                None => {
+                    self.place_replacement(vm, now, ProvisionReason::Relocation, out);
+                }
+            }
             return;
         }
         // Not serving (still starting, or at a dead location): let it go and place afresh.
@@ -746,7 +853,12 @@ impl Engine {
         out.push(Action::Terminate { instance: active, vm });
         if let Some(e) = self.vms.get_mut(&vm) {
             e.active = None;
+            e.moving = None;
             e.lost = lost || e.state == VmState::Running || e.state == VmState::Recovering;
+        }
+        // A replica that ran where its location died is restored from backup, if it has one.
+        if inst_running && self.start_restore(vm, inst_region, now, out) {
+            return;
         }
         let reason = if self.vms.get(&vm).is_some_and(|e| e.lost) {
             ProvisionReason::Failover
@@ -754,6 +866,191 @@ impl Engine {
             ProvisionReason::Relocation
         };
         self.place(vm, now, reason, out);
+    }
+
+    /// The migration policy of a VM's deployment, if any.
+    fn migration_policy(&self, vm: VmId) -> Option<MigrationPolicy> {
+        let id = self.vms.get(&vm)?.deployment?;
+        self.deployments.get(&id)?.spec.migration.clone()
+    }
+
+    /// Starts migrating a serving replica from `from` to `to`.
+    #[allow(clippy::too_many_arguments)]
+    fn migrate(
+        &mut self,
+        vm: VmId,
+        active: InstanceId,
+        from: RegionId,
+        to: RegionId,
+        policy: &MigrationPolicy,
+        now: SimTime,
+        out: &mut Vec<Action>,
+    ) {
+        let catalog = &self.snapshot.catalog;
+        let cross = catalog.regions[from.idx()].provider != catalog.regions[to.idx()].provider;
+        let plan = policy.plan(cross);
+        let per_gib = self.snapshot.cost.egress.per_gib(catalog, from, to, false);
+        let transfer = policy.transfer_time(&plan);
+        let moving = Move::Migration {
+            plan,
+            transfer,
+            from,
+            to,
+            started: now,
+            egress_usd: migration::egress_cost(&plan, per_gib),
+            copied: false,
+        };
+        match plan.kind {
+            MigrationKind::Live | MigrationKind::Warm => {
+                // The target first; the data moves once it runs, then the cut-over.
+                if self.place_replacement(vm, now, ProvisionReason::Relocation, out)
+                    && let Some(e) = self.vms.get_mut(&vm)
+                {
+                    e.moving = Some(moving);
+                }
+            }
+            MigrationKind::Cold => {
+                // Stop, snapshot and copy; the target is provisioned when the copy is done.
+                self.end_instance(active, now);
+                out.push(Action::Terminate { instance: active, vm });
+                let Some(e) = self.vms.get_mut(&vm) else { return };
+                e.active = None;
+                e.state = VmState::Recovering;
+                e.moving = Some(moving);
+                out.push(Action::SetTimer { timer: Timer { at: now + transfer, kind: TimerKind::Transfer(vm) } });
+            }
+        }
+    }
+
+    /// Calls off a live or warm migration: its target goes, the source keeps serving.
+    fn abort_migration(&mut self, vm: VmId, now: SimTime, out: &mut Vec<Action>) {
+        let Some(e) = self.vms.get_mut(&vm) else { return };
+        if !matches!(e.moving, Some(Move::Migration { .. })) || e.active.is_none() {
+            return;
+        }
+        e.moving = None;
+        if let Some(rep) = e.replacement.take() {
+            self.end_instance(rep, now);
+            out.push(Action::Terminate { instance: rep, vm });
+        }
+    }
+
+    /// Disaster recovery for a replica that ran where its location died: copies the newest
+    /// backup chain back, then places it. Returns false when the replica is to be placed at once
+    /// (no disaster recovery, or nothing restorable).
+    fn start_restore(&mut self, vm: VmId, from: RegionId, now: SimTime, out: &mut Vec<Action>) -> bool {
+        let Some(id) = self.vms.get(&vm).and_then(|e| e.deployment) else { return false };
+        let Some(d) = self.deployments.get(&id) else { return false };
+        let Some(policy) = &d.spec.disaster_recovery else { return false };
+        let recovery_point = d.backups.last_restorable_before(now);
+        let restore_time = d.backups.restore_time_before(now, policy).unwrap_or(SimDuration::ZERO);
+        out.push(Action::Restoring { deployment: id, vm, from, recovery_point, restore_time });
+        if recovery_point.is_none() {
+            return false;
+        }
+        let Some(e) = self.vms.get_mut(&vm) else { return false };
+        e.active = None;
+        e.state = VmState::Recovering;
+        e.lost = true;
+        e.moving = Some(Move::Restore { copied: false });
+        out.push(Action::SetTimer { timer: Timer { at: now + restore_time, kind: TimerKind::Transfer(vm) } });
+        true
+    }
+
+    /// A migration's or a restore's copy is done.
+    fn on_transfer_done(&mut self, vm: VmId, now: SimTime, out: &mut Vec<Action>) {
+        let Some(e) = self.vms.get_mut(&vm) else { return };
+        match e.moving {
+            Some(Move::Restore { copied: false }) if e.active.is_none() => {
+                e.moving = Some(Move::Restore { copied: true });
+                self.place(vm, now, ProvisionReason::Failover, out);
+            }
+            Some(Move::Migration { plan, copied: false, .. })
+                if plan.kind == MigrationKind::Cold && e.active.is_none() =>
+            {
+                if let Some(Move::Migration { copied, .. }) = &mut e.moving {
+                    *copied = true;
+                }
+                self.place(vm, now, ProvisionReason::Relocation, out);
+            }
+            Some(Move::Migration { plan, from, to, started, egress_usd, copied: false, .. })
+                if plan.kind != MigrationKind::Cold =>
+            {
+                // Live or warm: the data is across; cut over to the target if it runs.
+                let Some(rep) = e.replacement else { return };
+                let Some(target) = self.instances.get(&rep).filter(|i| i.running) else { return };
+                let o = &self.snapshot.catalog.offers[target.charge.offer.idx()];
+                if !self.snapshot.location_healthy(o.region, o.zone) {
+                    // The target's location died while the data moved: the source keeps serving,
+                    // and the next evaluation moves the replica again.
+                    self.abort_migration(vm, now, out);
+                    return;
+                }
+                e.moving = None;
+                let deployment = e.deployment.unwrap_or(GroupId(0));
+                self.cut_over(vm, rep, now, out);
+                out.push(Action::Migrated {
+                    deployment,
+                    vm,
+                    kind: plan.kind,
+                    from,
+                    to,
+                    started,
+                    downtime: plan.downtime,
+                    transferred_gib: plan.transferred_gib,
+                    egress_usd,
+                    overlap: now.since(started),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// The replacement `rep` takes over from the VM's active instance, which goes.
+    fn cut_over(&mut self, vm: VmId, rep: InstanceId, now: SimTime, out: &mut Vec<Action>) {
+        let Some(entry) = self.vms.get_mut(&vm) else { return };
+        let old = entry.active.replace(rep);
+        entry.replacement = None;
+        entry.state = VmState::Running;
+        entry.lost = false;
+        entry.attempts = 0;
+        if let Some(old) = old {
+            self.end_instance(old, now);
+            out.push(Action::Terminate { instance: old, vm });
+        }
+    }
+
+    /// A deployment's backup timer: ends the backup under way if it is due, and starts the
+    /// scheduled one if it is time (skipped while one still runs, while no replica serves the
+    /// data, or while the backup region is down).
+    fn on_backup_timer(&mut self, id: GroupId, now: SimTime, out: &mut Vec<Action>) {
+        let Some(d) = self.deployments.get(&id) else { return };
+        let serving = serving_replicas(&d.slots, &self.vms, &self.instances, &self.snapshot);
+        let Some(policy) = d.spec.disaster_recovery.clone() else { return };
+        let target_ok = Deployment::location_healthy(&self.snapshot, policy.target_region);
+        let Some(d) = self.deployments.get_mut(&id) else { return };
+        if let Some((at, kind, end)) = d.backup_running
+            && end <= now
+        {
+            d.backup_running = None;
+            // A backup whose source stopped serving before it ended is incomplete: dropped.
+            if serving > 0 && target_ok {
+                d.backups.complete(at, kind);
+                out.push(Action::BackupCompleted { deployment: id, at, kind, duration: end.since(at) });
+            }
+        }
+        if d.next_backup.is_some_and(|t| t <= now) {
+            if d.backup_running.is_none() && serving > 0 && target_ok {
+                let kind = d.backups.next_kind(policy.full_every);
+                let end = now + d.backups.backup_duration(kind, now, &policy);
+                d.backup_running = Some((now, kind, end));
+                out.push(Action::SetTimer { timer: Timer { at: end, kind: TimerKind::Backup(id) } });
+            }
+            d.next_backup = policy.schedule.next_after(now);
+            if let Some(at) = d.next_backup {
+                out.push(Action::SetTimer { timer: Timer { at, kind: TimerKind::Backup(id) } });
+            }
+        }
     }
 
     /// Returns a replica that ran on demand after repeated interruptions to spot, make-before-break,
@@ -842,20 +1139,36 @@ impl Engine {
         let vm = inst.vm;
         let Some(entry) = self.vms.get_mut(&vm) else { return };
         if entry.replacement == Some(instance) {
-            // The replacement is up: it takes over and the doomed instance goes.
-            let old = entry.active.replace(instance);
-            entry.replacement = None;
-            entry.state = VmState::Running;
-            entry.lost = false;
-            entry.attempts = 0;
-            if let Some(old) = old {
-                self.end_instance(old, now);
-                out.push(Action::Terminate { instance: old, vm });
+            if let Some(Move::Migration { transfer, copied: false, .. }) = entry.moving {
+                // A live or warm migration's target is up: the data moves, then the cut-over.
+                out.push(Action::SetTimer { timer: Timer { at: now + transfer, kind: TimerKind::Transfer(vm) } });
+                return;
             }
+            // The replacement is up: it takes over and the doomed instance goes.
+            self.cut_over(vm, instance, now, out);
         } else if entry.active == Some(instance) {
             entry.state = VmState::Running;
             entry.lost = false;
             entry.attempts = 0;
+            match entry.moving.take() {
+                Some(Move::Migration { plan, from, to, started, egress_usd, .. }) => {
+                    // A cold migration's target runs: its downtime ran from the source's stop.
+                    let deployment = entry.deployment.unwrap_or(GroupId(0));
+                    out.push(Action::Migrated {
+                        deployment,
+                        vm,
+                        kind: plan.kind,
+                        from,
+                        to,
+                        started,
+                        downtime: now.since(started),
+                        transferred_gib: plan.transferred_gib,
+                        egress_usd,
+                        overlap: SimDuration::ZERO,
+                    });
+                }
+                Some(Move::Restore { .. }) | None => {}
+            }
         }
     }
 
@@ -888,16 +1201,28 @@ impl Engine {
         }
         entry.active = None;
         if let Some(rep) = entry.replacement.take() {
-            // The doomed instance died before its replacement came up: the replacement carries on.
+            // The doomed instance died before its replacement took over: the replacement carries
+            // on (a migration under way becomes a failover: the state it had not copied is lost).
             entry.active = Some(rep);
-            entry.state = VmState::Recovering;
+            entry.moving = None;
             entry.lost = true;
+            entry.state = VmState::Recovering;
+            if self.instances.get(&rep).is_some_and(|i| i.running) {
+                entry.state = VmState::Running;
+                entry.lost = false;
+            }
             return;
         }
         if was_running {
             entry.lost = true;
             entry.attempts = 0;
             entry.state = VmState::Recovering;
+            entry.moving = None;
+            // Lost with its location: restored from backup if the deployment has disaster recovery.
+            let region = self.snapshot.catalog.offers[offer.idx()].region;
+            if cause == FailureCause::Outage && self.start_restore(vm, region, now, out) {
+                return;
+            }
             self.place(vm, now, ProvisionReason::Failover, out);
             return;
         }

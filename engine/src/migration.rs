@@ -302,6 +302,77 @@ pub fn egress_cost(plan: &MigrationPlan, per_gib: f64) -> f64 {
     (gib * price).min(f64::MAX)
 }
 
+/// How a deployment moves replicas between healthy locations: a manifest's `migrationPolicy`.
+///
+/// Every move of a replica whose instance still serves (a cost move, a failover a trigger asked
+/// for while the source is up, a failback, a rebalance) follows [`plan`] for `kind`; a replica
+/// whose location died is not migrated but re-placed (and restored, with disaster recovery).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationPolicy {
+    /// Live, warm or cold.
+    pub kind: MigrationKind,
+    /// What a replica holds and how fast it moves; `bandwidth_gib_per_s` is the rate between
+    /// regions of one cloud.
+    pub params: MigrationParams,
+    /// The rate between clouds, GiB/s (see [`CROSS_CLOUD_BANDWIDTH_GIB_PER_S`]).
+    pub cross_cloud_bandwidth_gib_per_s: f64,
+    /// Cost moves must also save at least this share of what the replica costs now, 0..1 (the
+    /// seed's cost trigger `threshold: "25%"`).
+    pub cost_threshold: Option<f64>,
+}
+
+impl MigrationPolicy {
+    /// A policy of `kind` with default parameters and no cost threshold.
+    pub fn new(kind: MigrationKind) -> Self {
+        MigrationPolicy {
+            kind,
+            params: MigrationParams::default(),
+            cross_cloud_bandwidth_gib_per_s: CROSS_CLOUD_BANDWIDTH_GIB_PER_S,
+            cost_threshold: None,
+        }
+    }
+
+    /// Checks the parameters; the message names the field and what is allowed.
+    pub fn validate(&self) -> Result<(), String> {
+        self.params.validate()?;
+        let cross = self.cross_cloud_bandwidth_gib_per_s;
+        check(
+            "cross_cloud_bandwidth_gib_per_s",
+            cross,
+            (MIN_RATE_GIB_PER_S..=MAX_RATE_GIB_PER_S).contains(&cross),
+            "a rate in GiB/s between 1e-9 and 1e9",
+        )?;
+        match self.cost_threshold {
+            Some(t) if !(0.0..=1.0).contains(&t) => {
+                check("cost_threshold", t, false, "a share of the current price between 0 and 1")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The plan of one move, at the bandwidth of the path: within one cloud or across clouds.
+    pub fn plan(&self, cross_cloud: bool) -> MigrationPlan {
+        let mut p = self.params;
+        if cross_cloud {
+            p.bandwidth_gib_per_s = self.cross_cloud_bandwidth_gib_per_s;
+        }
+        plan(self.kind, &p)
+    }
+
+    /// How long the data moves before the cut-over, once the target is up (live and warm), or
+    /// before the target is provisioned (cold: snapshot and copy). The target's boot is the
+    /// cloud's real provisioning time, so the plan's `boot_time` is left out.
+    pub fn transfer_time(&self, plan: &MigrationPlan) -> SimDuration {
+        match plan.kind {
+            MigrationKind::Live => plan.total_time,
+            MigrationKind::Warm | MigrationKind::Cold => {
+                SimDuration(plan.total_time.as_millis().saturating_sub(self.params.boot_time.as_millis()))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -406,6 +406,11 @@ pub enum TimerKind {
     Retry(VmId),
     /// Evaluate a deployment (triggers, strategy, reconciliation).
     Deployment(GroupId),
+    /// A VM's data transfer is done: a migration's copy (cut over, or provision a cold target)
+    /// or a restore from backup (provision the replacement).
+    Transfer(VmId),
+    /// A deployment's backup is due to start or to end.
+    Backup(GroupId),
 }
 
 /// A timer that the caller must fire back at [`crate::Event::TimerFired`] at time `at`.

@@ -197,7 +197,15 @@ fn print_summary(s: &Summary) {
                 opt(s.p99_time_to_recover_s)
             ),
         ),
-        ("migrations", s.migrations.to_string()),
+        ("spot replacements", s.replacements.to_string()),
+        (
+            "migrations",
+            format!(
+                "{} ({:.1} s downtime, ${:.2} egress)",
+                s.migrations, s.migration_downtime_s, s.migration_egress_usd
+            ),
+        ),
+        ("backups / restores", format!("{} / {}", s.backups_completed, s.restores)),
         ("time to first run", opt(s.mean_time_to_first_run_s)),
         (
             "cloud calls",

@@ -1,4 +1,5 @@
-//! Writing results: `summary.json`, and `vms`, `timeseries` and `spot_prices` tables as Parquet
+//! Writing results: `summary.json`, and the `vms`, `timeseries`, `spot_prices`, `failovers`,
+//! `deployments`, `migrations` and `restores` tables as Parquet
 //! (and CSV on request), through polars. Files are written to a temporary name and renamed, so an
 //! interrupted run never leaves a half-written table behind. The schemas are documented in
 //! `docs/results.md` and checked by a test.
@@ -50,7 +51,7 @@ pub fn vms_frame(r: &RunResults, c: &Catalog) -> PolarsResult<DataFrame> {
         Column::new("end_s".into(), v.iter().map(|x| x.end_s).collect::<Vec<Option<f64>>>()),
         Column::new("instances".into(), v.iter().map(|x| x.instances).collect::<Vec<u32>>()),
         Column::new("failovers".into(), v.iter().map(|x| x.failovers).collect::<Vec<u32>>()),
-        Column::new("migrations".into(), v.iter().map(|x| x.migrations).collect::<Vec<u32>>()),
+        Column::new("replacements".into(), v.iter().map(|x| x.replacements).collect::<Vec<u32>>()),
         Column::new("interruptions".into(), v.iter().map(|x| x.interruptions).collect::<Vec<u32>>()),
         Column::new("served_s".into(), v.iter().map(|x| x.served_s).collect::<Vec<f64>>()),
         Column::new("requested_s".into(), v.iter().map(|x| x.requested_s).collect::<Vec<f64>>()),
@@ -128,6 +129,40 @@ pub fn deployments_frame(r: &RunResults) -> PolarsResult<DataFrame> {
     ])
 }
 
+/// Migrations.
+pub fn migrations_frame(r: &RunResults) -> PolarsResult<DataFrame> {
+    let m = &r.migrations;
+    DataFrame::new_infer_height(vec![
+        Column::new("time_s".into(), m.iter().map(|x| x.time_s).collect::<Vec<f64>>()),
+        Column::new("started_s".into(), m.iter().map(|x| x.started_s).collect::<Vec<f64>>()),
+        Column::new("deployment".into(), m.iter().map(|x| x.deployment.as_str()).collect::<Vec<&str>>()),
+        Column::new("slot".into(), m.iter().map(|x| x.slot).collect::<Vec<u32>>()),
+        Column::new("kind".into(), m.iter().map(|x| x.kind.as_str()).collect::<Vec<&str>>()),
+        Column::new("from".into(), m.iter().map(|x| x.from.as_str()).collect::<Vec<&str>>()),
+        Column::new("to".into(), m.iter().map(|x| x.to.as_str()).collect::<Vec<&str>>()),
+        Column::new("downtime_s".into(), m.iter().map(|x| x.downtime_s).collect::<Vec<f64>>()),
+        Column::new("transferred_gib".into(), m.iter().map(|x| x.transferred_gib).collect::<Vec<f64>>()),
+        Column::new("egress_usd".into(), m.iter().map(|x| x.egress_usd).collect::<Vec<f64>>()),
+        Column::new("overlap_s".into(), m.iter().map(|x| x.overlap_s).collect::<Vec<f64>>()),
+    ])
+}
+
+/// Restores from backup.
+pub fn restores_frame(r: &RunResults) -> PolarsResult<DataFrame> {
+    let x = &r.restores;
+    DataFrame::new_infer_height(vec![
+        Column::new("time_s".into(), x.iter().map(|x| x.time_s).collect::<Vec<f64>>()),
+        Column::new("deployment".into(), x.iter().map(|x| x.deployment.as_str()).collect::<Vec<&str>>()),
+        Column::new("slot".into(), x.iter().map(|x| x.slot).collect::<Vec<u32>>()),
+        Column::new("from".into(), x.iter().map(|x| x.from.as_str()).collect::<Vec<&str>>()),
+        Column::new("lost_at_s".into(), x.iter().map(|x| x.lost_at_s).collect::<Vec<f64>>()),
+        Column::new("recovery_point_s".into(), x.iter().map(|x| x.recovery_point_s).collect::<Vec<Option<f64>>>()),
+        Column::new("rpo_s".into(), x.iter().map(|x| x.rpo_s).collect::<Vec<Option<f64>>>()),
+        Column::new("restore_time_s".into(), x.iter().map(|x| x.restore_time_s).collect::<Vec<f64>>()),
+        Column::new("rto_s".into(), x.iter().map(|x| x.rto_s).collect::<Vec<Option<f64>>>()),
+    ])
+}
+
 /// Writes every output of a run into `dir` (created if missing). Returns the files written.
 pub fn write_all(dir: &Path, r: &RunResults, c: &Catalog, opts: OutputOptions) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::Output { path: dir.to_owned(), message: e.to_string() })?;
@@ -142,6 +177,8 @@ pub fn write_all(dir: &Path, r: &RunResults, c: &Catalog, opts: OutputOptions) -
         ("spot_prices", prices_frame(r, c)),
         ("failovers", failovers_frame(r)),
         ("deployments", deployments_frame(r)),
+        ("migrations", migrations_frame(r)),
+        ("restores", restores_frame(r)),
     ];
     for (name, frame) in tables {
         let mut df = frame.map_err(|e| Error::Output { path: dir.join(name), message: e.to_string() })?;

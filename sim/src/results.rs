@@ -67,7 +67,7 @@ pub struct VmRecord {
     /// Recoveries after the VM lost service.
     pub failovers: u32,
     /// Spot replacements that took over without loss of service.
-    pub migrations: u32,
+    pub replacements: u32,
     /// Spot interruption notices received.
     pub interruptions: u32,
     /// Time with a running instance, s.
@@ -149,6 +149,90 @@ pub struct FailoverRecord {
     cause_start: SimTime,
 }
 
+/// One row of `migrations.parquet`: a replica moved between healthy locations.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MigrationRecord {
+    /// When it finished (the target serves), s.
+    pub time_s: f64,
+    /// When it started, s.
+    pub started_s: f64,
+    /// Deployment name.
+    pub deployment: String,
+    /// Replica slot.
+    pub slot: u32,
+    /// `live`, `warm` or `cold`.
+    pub kind: String,
+    /// From region.
+    pub from: String,
+    /// To region.
+    pub to: String,
+    /// Service lost, s.
+    pub downtime_s: f64,
+    /// Data sent, GiB.
+    pub transferred_gib: f64,
+    /// Egress billed, $.
+    pub egress_usd: f64,
+    /// Source and target both billed, s.
+    pub overlap_s: f64,
+}
+
+/// One row of `restores.parquet`: a replica restored from backup after its location was lost.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RestoreRecord {
+    /// When the engine started the restore, s.
+    pub time_s: f64,
+    /// Deployment name.
+    pub deployment: String,
+    /// Replica slot.
+    pub slot: u32,
+    /// The region it was lost with.
+    pub from: String,
+    /// When its data was lost: the start of that region's outage (or the restore's start), s.
+    pub lost_at_s: f64,
+    /// The restore point, s (null: nothing was restorable and it started empty).
+    pub recovery_point_s: Option<f64>,
+    /// Achieved recovery point: data lost, as time, s (null when nothing was restorable).
+    pub rpo_s: Option<f64>,
+    /// Copying the backup chain back, s.
+    pub restore_time_s: f64,
+    /// Achieved recovery time: from the loss until the replica served again, s (null: not by the end).
+    pub rto_s: Option<f64>,
+    #[serde(skip)]
+    vm: VmId,
+}
+
+/// Migrations of one kind.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct MigrationTotals {
+    /// How many.
+    pub count: u64,
+    /// Service lost, s.
+    pub downtime_s: f64,
+    /// Mean service lost per migration, s.
+    pub mean_downtime_s: f64,
+    /// Data sent, GiB.
+    pub transferred_gib: f64,
+    /// Egress billed, $.
+    pub egress_usd: f64,
+}
+
+fn migration_totals<'a>(
+    ms: impl Iterator<Item = &'a MigrationRecord>,
+) -> std::collections::BTreeMap<String, MigrationTotals> {
+    let mut out: std::collections::BTreeMap<String, MigrationTotals> = Default::default();
+    for m in ms {
+        let t = out.entry(m.kind.clone()).or_default();
+        t.count += 1;
+        t.downtime_s += m.downtime_s;
+        t.transferred_gib += m.transferred_gib;
+        t.egress_usd += m.egress_usd;
+    }
+    for t in out.values_mut() {
+        t.mean_downtime_s = t.downtime_s / t.count as f64;
+    }
+    out
+}
+
 /// One row of `deployments.parquet`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DeploymentSample {
@@ -187,8 +271,33 @@ pub struct DeploymentSummary {
     pub degraded_s: f64,
     /// Replica-time running over replica-time wanted, 0..1.
     pub availability: f64,
-    /// Dollars billed for its replicas.
+    /// Dollars billed for its replicas, migration egress included.
     pub cost_usd: f64,
+    /// Replicas migrated between healthy locations.
+    pub migrations: u64,
+    /// Service lost during migrations, s (replica-seconds; live and warm pauses are shorter than
+    /// the 5 s probe and are counted here only).
+    pub migration_downtime_s: f64,
+    /// Egress billed for migrations, $.
+    pub migration_egress_usd: f64,
+    /// Backups completed.
+    pub backups: u64,
+    /// Replicas restored from backup.
+    pub restores: u64,
+    /// Recovery point objective, s (null: no disaster recovery).
+    pub rpo_target_s: Option<f64>,
+    /// Recovery time objective, s.
+    pub rto_target_s: Option<f64>,
+    /// Worst achieved recovery point over its restores, s.
+    pub achieved_rpo_s: Option<f64>,
+    /// Worst achieved recovery time over its restores, s.
+    pub achieved_rto_s: Option<f64>,
+    /// Whether every restore met the RPO (null: no restore).
+    pub rpo_met: Option<bool>,
+    /// Whether every restore met the RTO (null: no restore).
+    pub rto_met: Option<bool>,
+    /// Whether a restore found nothing restorable (all data lost).
+    pub data_lost: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -204,6 +313,9 @@ struct DepRec {
     asked: f64,
     cost: f64,
     open: Vec<usize>,
+    backups: u64,
+    rpo_target: Option<f64>,
+    rto_target: Option<f64>,
 }
 
 /// `summary.json`.
@@ -241,10 +353,20 @@ pub struct Summary {
     pub p99_time_to_recover_s: Option<f64>,
     /// Spot interruption notices.
     pub spot_interruptions: u64,
-    /// Replacements that took over before the old instance died.
+    /// Spot replacements that took over before the old instance died.
+    pub replacements: u64,
+    /// Deployment replicas migrated (live, warm or cold) between healthy locations.
     pub migrations: u64,
-    /// Service lost during migrations, s.
+    /// Service lost during those migrations, s (replica-seconds).
     pub migration_downtime_s: f64,
+    /// Egress billed for migrations, $ (included in `total_cost_usd`).
+    pub migration_egress_usd: f64,
+    /// Migrations by kind (`live`, `warm`, `cold`).
+    pub migrations_by_kind: std::collections::BTreeMap<String, MigrationTotals>,
+    /// Deployment backups completed.
+    pub backups_completed: u64,
+    /// Replicas restored from backup after the loss of their location.
+    pub restores: u64,
     /// Mean time from arrival to first running instance, s.
     pub mean_time_to_first_run_s: Option<f64>,
     /// Most instances at once.
@@ -274,6 +396,10 @@ pub struct RunResults {
     pub failovers: Vec<FailoverRecord>,
     /// Deployment time series.
     pub deployment_samples: Vec<DeploymentSample>,
+    /// Migrations.
+    pub migrations: Vec<MigrationRecord>,
+    /// Restores from backup.
+    pub restores: Vec<RestoreRecord>,
 }
 
 /// Collects results during a run.
@@ -289,7 +415,7 @@ pub struct Recorder {
     rejected: u64,
     rejected_by_reason: std::collections::BTreeMap<String, u64>,
     failovers: u64,
-    migrations: u64,
+    replacements: u64,
     interruptions: u64,
     serving: u64,
     peak_instances: u64,
@@ -299,6 +425,10 @@ pub struct Recorder {
     dep_failovers: Vec<FailoverRecord>,
     dep_samples: Vec<DeploymentSample>,
     outages: Vec<(engine::RegionId, SimTime, Option<SimTime>)>,
+    migrations: Vec<MigrationRecord>,
+    restores: Vec<RestoreRecord>,
+    /// Restores whose replica has not served again yet, with their loss time.
+    open_restores: Vec<(usize, SimTime)>,
 }
 
 impl Recorder {
@@ -316,7 +446,7 @@ impl Recorder {
             rejected: 0,
             rejected_by_reason: Default::default(),
             failovers: 0,
-            migrations: 0,
+            replacements: 0,
             interruptions: 0,
             serving: 0,
             peak_instances: 0,
@@ -326,6 +456,9 @@ impl Recorder {
             dep_failovers: Vec::new(),
             dep_samples: Vec::new(),
             outages: Vec::new(),
+            migrations: Vec::new(),
+            restores: Vec::new(),
+            open_restores: Vec::new(),
         }
     }
 
@@ -352,7 +485,7 @@ impl Recorder {
             end_s: None,
             instances: 0,
             failovers: 0,
-            migrations: 0,
+            replacements: 0,
             interruptions: 0,
             served_s: 0.0,
             requested_s: 0.0,
@@ -382,9 +515,9 @@ impl Recorder {
         }
         let Some(r) = self.vms.get_mut(vm.0 as usize) else { return };
         if r.serving > 0 {
-            // A replacement came up while the old instance still serves: a migration.
-            r.migrations += 1;
-            self.migrations += 1;
+            // A replacement came up while the old instance still serves.
+            r.replacements += 1;
+            self.replacements += 1;
         } else {
             r.serving_since = now;
             self.serving += 1;
@@ -498,6 +631,9 @@ impl Recorder {
                 asked: 0.0,
                 cost: 0.0,
                 open: Vec::new(),
+                backups: 0,
+                rpo_target: spec.disaster_recovery.as_ref().map(|b| b.rpo_target.as_secs_f64()),
+                rto_target: spec.disaster_recovery.as_ref().map(|b| b.rto_target.as_secs_f64()),
             },
         );
     }
@@ -537,8 +673,94 @@ impl Recorder {
         });
     }
 
+    /// A replica's migration finished.
+    #[allow(clippy::too_many_arguments)]
+    pub fn migrated(
+        &mut self,
+        id: engine::GroupId,
+        vm: VmId,
+        kind: engine::migration::MigrationKind,
+        from: engine::RegionId,
+        to: engine::RegionId,
+        started: SimTime,
+        downtime: engine::SimDuration,
+        transferred_gib: f64,
+        egress_usd: f64,
+        overlap: engine::SimDuration,
+        now: SimTime,
+        c: &Catalog,
+    ) {
+        let Some(d) = self.deps.get(&id) else { return };
+        self.billed += egress_usd;
+        self.cost_by_provider[c.regions[from.idx()].provider.index()] += egress_usd;
+        let kind = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        self.migrations.push(MigrationRecord {
+            time_s: now.as_secs_f64(),
+            started_s: started.as_secs_f64(),
+            deployment: d.name.clone(),
+            slot: (vm.0 & 0xff_ffff) as u32,
+            kind,
+            from: c.regions[from.idx()].name.clone(),
+            to: c.regions[to.idx()].name.clone(),
+            downtime_s: downtime.as_secs_f64(),
+            transferred_gib,
+            egress_usd,
+            overlap_s: overlap.as_secs_f64(),
+        });
+    }
+
+    /// A replica is being restored from backup after the loss of `from`.
+    pub fn restoring(
+        &mut self,
+        id: engine::GroupId,
+        vm: VmId,
+        from: engine::RegionId,
+        recovery_point: Option<SimTime>,
+        restore_time: engine::SimDuration,
+        now: SimTime,
+        c: &Catalog,
+    ) {
+        let Some(d) = self.deps.get(&id) else { return };
+        // The data was lost when the outage began, which may be well before the engine heard.
+        let lost_at = self
+            .outages
+            .iter()
+            .rev()
+            .find(|(r, at, end)| *r == from && *at <= now && end.is_none_or(|e| now <= e))
+            .map_or(now, |(_, at, _)| *at);
+        self.open_restores.push((self.restores.len(), lost_at));
+        self.restores.push(RestoreRecord {
+            time_s: now.as_secs_f64(),
+            deployment: d.name.clone(),
+            slot: (vm.0 & 0xff_ffff) as u32,
+            from: c.regions[from.idx()].name.clone(),
+            lost_at_s: lost_at.as_secs_f64(),
+            recovery_point_s: recovery_point.map(|t| t.as_secs_f64()),
+            rpo_s: recovery_point.map(|t| lost_at.since(t).as_secs_f64()),
+            restore_time_s: restore_time.as_secs_f64(),
+            rto_s: None,
+            vm,
+        });
+    }
+
+    /// A deployment's backup completed.
+    pub fn backup_completed(&mut self, id: engine::GroupId) {
+        if let Some(d) = self.deps.get_mut(&id) {
+            d.backups += 1;
+        }
+    }
+
     /// Looks at every deployment: accounts replica-time since the last look.
     pub fn probe(&mut self, now: SimTime, engine: &Engine) {
+        let restores = &mut self.restores;
+        self.open_restores.retain(|&(i, lost_at)| {
+            let r = &mut restores[i];
+            if engine.vm_serving_region(r.vm).is_none() {
+                return true;
+            }
+            r.rto_s = Some(now.since(lost_at).as_secs_f64());
+            false
+        });
         for (id, d) in self.deps.iter_mut() {
             let dt = now.since(d.last).as_secs_f64();
             d.served += d.running as f64 * dt;
@@ -660,14 +882,23 @@ impl Recorder {
             mean_time_to_recover_s: (!ttr.is_empty()).then(|| ttr.iter().sum::<f64>() / ttr.len() as f64),
             p99_time_to_recover_s: p99,
             spot_interruptions: self.interruptions,
-            migrations: self.migrations,
-            migration_downtime_s: 0.0,
+            replacements: self.replacements,
+            migrations: self.migrations.len() as u64,
+            migration_downtime_s: self.migrations.iter().map(|m| m.downtime_s).sum(),
+            migration_egress_usd: self.migrations.iter().map(|m| m.egress_usd).sum(),
+            migrations_by_kind: migration_totals(self.migrations.iter()),
+            backups_completed: self.deps.values().map(|d| d.backups).sum(),
+            restores: self.restores.len() as u64,
             mean_time_to_first_run_s: (self.first_run_count > 0)
                 .then(|| self.first_run_total / self.first_run_count as f64),
             peak_instances: self.peak_instances,
             cloud: cloud.clone(),
             faults: self.faults,
-            deployments: self.deps.values().map(|d| deployment_summary(d, &self.dep_failovers)).collect(),
+            deployments: self
+                .deps
+                .values()
+                .map(|d| deployment_summary(d, &self.dep_failovers, &self.migrations, &self.restores))
+                .collect(),
             events_processed: events,
         };
         RunResults {
@@ -677,6 +908,8 @@ impl Recorder {
             prices: self.prices,
             failovers: self.dep_failovers,
             deployment_samples: self.dep_samples,
+            migrations: self.migrations,
+            restores: self.restores,
         }
     }
 }
@@ -691,8 +924,23 @@ fn mean_p99(mut v: Vec<f64>) -> (Option<f64>, Option<f64>) {
     (Some(mean), Some(p99))
 }
 
-fn deployment_summary(d: &DepRec, failovers: &[FailoverRecord]) -> DeploymentSummary {
+fn deployment_summary(
+    d: &DepRec,
+    failovers: &[FailoverRecord],
+    migrations: &[MigrationRecord],
+    restores: &[RestoreRecord],
+) -> DeploymentSummary {
     let mine: Vec<&FailoverRecord> = failovers.iter().filter(|f| f.deployment == d.name).collect();
+    let moved: Vec<&MigrationRecord> = migrations.iter().filter(|m| m.deployment == d.name).collect();
+    let restored: Vec<&RestoreRecord> = restores.iter().filter(|r| r.deployment == d.name).collect();
+    let worst = |v: Vec<Option<f64>>| v.into_iter().flatten().max_by(f64::total_cmp);
+    let achieved_rpo = worst(restored.iter().map(|r| r.rpo_s).collect());
+    // A restore that has not served by the end counts as missing its RTO.
+    let achieved_rto = worst(restored.iter().map(|r| r.rto_s).collect());
+    let data_lost = restored.iter().any(|r| r.recovery_point_s.is_none());
+    let met = |target: Option<f64>, ok: &dyn Fn(&RestoreRecord, f64) -> bool| {
+        target.filter(|_| !restored.is_empty()).map(|t| restored.iter().all(|r| ok(r, t)))
+    };
     let (mean_detect, p99_detect) = mean_p99(mine.iter().filter_map(|f| f.time_to_detect_s).collect());
     let (mean_recover, p99_recover) = mean_p99(mine.iter().filter_map(|f| f.time_to_recover_s).collect());
     DeploymentSummary {
@@ -706,7 +954,19 @@ fn deployment_summary(d: &DepRec, failovers: &[FailoverRecord]) -> DeploymentSum
         downtime_s: d.downtime,
         degraded_s: d.degraded,
         availability: if d.asked > 0.0 { d.served / d.asked } else { 1.0 },
-        cost_usd: d.cost,
+        cost_usd: d.cost + moved.iter().map(|m| m.egress_usd).sum::<f64>(),
+        migrations: moved.len() as u64,
+        migration_downtime_s: moved.iter().map(|m| m.downtime_s).sum(),
+        migration_egress_usd: moved.iter().map(|m| m.egress_usd).sum(),
+        backups: d.backups,
+        restores: restored.len() as u64,
+        rpo_target_s: d.rpo_target,
+        rto_target_s: d.rto_target,
+        achieved_rpo_s: achieved_rpo,
+        achieved_rto_s: achieved_rto,
+        rpo_met: met(d.rpo_target, &|r, t| r.rpo_s.is_some_and(|x| x <= t)),
+        rto_met: met(d.rto_target, &|r, t| r.rto_s.is_some_and(|x| x <= t)),
+        data_lost,
     }
 }
 

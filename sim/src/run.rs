@@ -308,6 +308,35 @@ impl<'a> Simulation<'a> {
                 Action::FailOver { deployment, from, to, reason } => {
                     self.rec.failover(deployment, from, to, reason, now, &self.s.catalog)
                 }
+                Action::Migrated {
+                    deployment,
+                    vm,
+                    kind,
+                    from,
+                    to,
+                    started,
+                    downtime,
+                    transferred_gib,
+                    egress_usd,
+                    overlap,
+                } => self.rec.migrated(
+                    deployment,
+                    vm,
+                    kind,
+                    from,
+                    to,
+                    started,
+                    downtime,
+                    transferred_gib,
+                    egress_usd,
+                    overlap,
+                    now,
+                    &self.s.catalog,
+                ),
+                Action::Restoring { deployment, vm, from, recovery_point, restore_time } => {
+                    self.rec.restoring(deployment, vm, from, recovery_point, restore_time, now, &self.s.catalog)
+                }
+                Action::BackupCompleted { deployment, .. } => self.rec.backup_completed(deployment),
                 // A checked scenario's deployments are valid: the engine has nothing to refuse.
                 Action::DeploymentRejected { .. } => {}
             }

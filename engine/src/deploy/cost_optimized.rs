@@ -2,7 +2,9 @@
 //! saving over `horizon` beats the cost of moving it by `min_saving_ratio`, and moving at most
 //! `disruption_budget` of the replicas per `window`, so that it never churns VMs for a cent an
 //! hour. The cost of a move is the egress of its data, the value of its downtime, and the time
-//! both copies are billed. Replicas at a location known to be dead are moved at once.
+//! both copies are billed (from the deployment's migration model when it has one, else from the
+//! figures below). A migration policy's cost threshold adds that the saving must also be at least
+//! that share of the replica's current price. Replicas at a location known to be dead are moved at once.
 
 use serde::{Deserialize, Serialize};
 
@@ -106,10 +108,21 @@ pub(super) fn plan(d: &mut Deployment, c: &CostOptimizedConfig, snap: &Snapshot,
         // full of our own replicas lists no free offer, but it is not therefore dear.)
         let current = slot.price_per_h.or(price[here.idx()]).unwrap_or(f64::INFINITY);
         let saving = (current - cheapest_price) * horizon_h;
-        let egress = c.data_gib * snap.cost.egress.per_gib(&snap.catalog, here, cheapest, false);
-        let cost =
-            egress + c.downtime.as_hours_f64() * c.downtime_cost_per_h + c.overlap.as_hours_f64() * cheapest_price;
-        let pays = here != cheapest && saving > 0.0 && saving >= c.min_saving_ratio * cost;
+        // The move's data, downtime and overlap: the migration model's, if the deployment has one.
+        let (gib, downtime, overlap, threshold) = match &d.spec.migration {
+            Some(m) => {
+                let cross = snap.catalog.regions[here.idx()].provider != snap.catalog.regions[cheapest.idx()].provider;
+                let p = m.plan(cross);
+                (p.transferred_gib, p.downtime, p.overlap, m.cost_threshold.unwrap_or(0.0))
+            }
+            None => (c.data_gib, c.downtime, c.overlap, 0.0),
+        };
+        let egress = gib * snap.cost.egress.per_gib(&snap.catalog, here, cheapest, false);
+        let cost = egress + downtime.as_hours_f64() * c.downtime_cost_per_h + overlap.as_hours_f64() * cheapest_price;
+        let pays = here != cheapest
+            && saving > 0.0
+            && saving >= c.min_saving_ratio * cost
+            && current - cheapest_price >= threshold * current;
         if pays && d.window_moves.1 < budget {
             d.window_moves.1 += 1;
             out.push(cheapest);

@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::dr::{BackupKind, BackupLedger, BackupPolicy};
+use crate::migration::MigrationPolicy;
 use crate::model::{GroupId, OfferKind, RegionId, VmId, VmRequest};
 use crate::snapshot::Snapshot;
 use crate::time::{SimDuration, SimTime};
@@ -104,6 +106,14 @@ pub struct DeploymentSpec {
     pub max_cost_per_h: Option<f64>,
     /// Spot recovery.
     pub spot: SpotRecovery,
+    /// How replicas move between healthy locations (`migrationPolicy`). `None`: make-before-break
+    /// with an instant cut-over (a stateless replica).
+    #[serde(default)]
+    pub migration: Option<MigrationPolicy>,
+    /// Backups and restore after the loss of a location (`disasterRecovery`). `None`: a replica
+    /// lost with its location is re-placed empty.
+    #[serde(default)]
+    pub disaster_recovery: Option<BackupPolicy>,
 }
 
 impl DeploymentSpec {
@@ -124,6 +134,18 @@ impl DeploymentSpec {
         }
         if self.replicas > 0xff_ffff {
             return Err("replicas must be at most 16777215".into());
+        }
+        if let Some(m) = &self.migration {
+            m.validate()?;
+            if m.cost_threshold.is_some() && !matches!(self.strategy, Strategy::CostOptimized(_)) {
+                return Err("a migration cost threshold applies to the cost-optimized strategy only".into());
+            }
+        }
+        if let Some(b) = &self.disaster_recovery {
+            b.validate()?;
+            if !region_ok(&b.target_region) {
+                return Err("the backup target names a region that does not exist".into());
+            }
         }
         match &self.strategy {
             Strategy::ActiveActive(c) if c.locations.iter().any(|(_, w)| !(w.is_finite() && *w >= 0.0)) => {
@@ -230,12 +252,19 @@ pub struct Deployment {
     pub lost: BTreeSet<RegionId>,
     /// Replicas serving (running at a healthy location) when it was last observed.
     pub serving: u32,
+    /// Disaster recovery: the backups kept.
+    pub backups: BackupLedger,
+    /// Disaster recovery: the backup under way (its restore point, kind and end).
+    pub backup_running: Option<(SimTime, BackupKind, SimTime)>,
+    /// Disaster recovery: when the next scheduled backup starts.
+    pub next_backup: Option<SimTime>,
 }
 
 impl Deployment {
     /// A deployment with no replicas placed yet.
     pub fn new(spec: DeploymentSpec) -> Self {
         let triggers = vec![TriggerState::default(); spec.triggers.len()];
+        let retention = spec.disaster_recovery.as_ref().map_or(0, |b| b.retention);
         Deployment {
             demand: spec.replicas,
             spec,
@@ -252,6 +281,9 @@ impl Deployment {
             moved_at: SimTime::ZERO,
             lost: BTreeSet::new(),
             serving: 0,
+            backups: BackupLedger::new(retention),
+            backup_running: None,
+            next_backup: None,
         }
     }
 

@@ -33,6 +33,8 @@ fn spec(replicas: u32, template: VmRequest, strategy: Strategy) -> DeploymentSpe
         evaluate_every: SimDuration::from_secs(60),
         max_cost_per_h: None,
         spot: SpotRecovery::default(),
+        migration: None,
+        disaster_recovery: None,
     }
 }
 

@@ -204,6 +204,8 @@ impl Case {
             evaluate_every: EVERY,
             max_cost_per_h: None,
             spot: SpotRecovery { on_demand_after: 2, back_to_spot_after: SimDuration::from_secs(600) },
+            migration: None,
+            disaster_recovery: None,
         }
     }
 
@@ -514,6 +516,7 @@ impl World {
                 }
                 Action::Reject { vm, .. } => prop_assert!(!is_deployment_vm(*vm), "(2) replica {vm:?} rejected"),
                 Action::DeploymentRejected { message, .. } => prop_assert!(false, "spec rejected: {message}"),
+                Action::Migrated { .. } | Action::Restoring { .. } | Action::BackupCompleted { .. } => {}
             }
         }
 

@@ -313,7 +313,11 @@ impl Checker {
                 Action::Reject { vm, .. } => {
                     prop_assert!(engine.vm_state(*vm).is_none(), "rejected {vm:?} still tracked")
                 }
-                Action::FailOver { .. } | Action::DeploymentRejected { .. } => {}
+                Action::FailOver { .. }
+                | Action::DeploymentRejected { .. }
+                | Action::Migrated { .. }
+                | Action::Restoring { .. }
+                | Action::BackupCompleted { .. } => {}
             }
         }
 

@@ -614,8 +614,7 @@ impl Checker<'_> {
         first_group: usize,
     ) -> Vec<super::DeploymentSim> {
         use engine::deploy::{
-            ActiveActiveConfig, ActivePassiveConfig, BurstConfig, CostOptimizedConfig, SpotRecovery, Strategy, Trigger,
-            TriggerKind,
+            ActiveActiveConfig, ActivePassiveConfig, BurstConfig, CostOptimizedConfig, SpotRecovery, Strategy,
         };
         let mut out = Vec::new();
         let mut seen = BTreeMap::new();
@@ -764,70 +763,36 @@ impl Checker<'_> {
             };
             let mut triggers = Vec::new();
             for (j, t) in st.failover_triggers.iter().enumerate() {
-                let tk = format!("{sk}.failoverTriggers[{j}]");
-                let duration =
-                    self.opt_duration(&format!("{tk}.duration"), t.duration.as_deref(), SimDuration::from_secs(300));
-                let need = |ck: &mut Self| {
-                    ck.bad(&format!("{tk}.threshold"), "this trigger needs a threshold");
-                    None
-                };
-                let kind = match t.kind.as_str() {
-                    "availability" => match &t.threshold {
-                        Some(v) => self
-                            .fraction(&format!("{tk}.threshold"), v)
-                            .map(|threshold| TriggerKind::Availability { threshold }),
-                        None => need(self),
-                    },
-                    "performance" | "cpu" => match &t.threshold {
-                        Some(raw::NumOrStr::Str(s)) if s.starts_with("latency:") || s.starts_with("p99:") => {
-                            let v = s.split_once(':').map(|(_, v)| v.trim()).unwrap_or("");
-                            self.duration(&format!("{tk}.threshold"), v)
-                                .map(|d| TriggerKind::Latency { threshold_ms: d.as_millis() as f64 })
-                        }
-                        Some(v) => {
-                            self.fraction(&format!("{tk}.threshold"), v).map(|threshold| TriggerKind::Cpu { threshold })
-                        }
-                        None => need(self),
-                    },
-                    "latency" => match &t.threshold {
-                        Some(raw::NumOrStr::Str(s)) => self
-                            .duration(&format!("{tk}.threshold"), s)
-                            .map(|d| TriggerKind::Latency { threshold_ms: d.as_millis() as f64 }),
-                        Some(raw::NumOrStr::Num(ms)) => Some(TriggerKind::Latency {
-                            threshold_ms: self.number(&format!("{tk}.threshold"), *ms, 0.0, 1.0e9),
-                        }),
-                        None => need(self),
-                    },
-                    "spot-interruption" => {
-                        let count = match &t.threshold {
-                            Some(raw::NumOrStr::Num(n)) if *n >= 1.0 && n.fract() == 0.0 => *n as u32,
-                            None => 1,
-                            Some(_) => {
-                                self.bad(
-                                    &format!("{tk}.threshold"),
-                                    "a spot-interruption threshold is a whole number of notices >= 1",
-                                );
-                                1
-                            }
-                        };
-                        Some(TriggerKind::SpotInterruption { count })
-                    }
-                    "cost" => Some(TriggerKind::Cost),
-                    "api-error-rate" => match &t.threshold {
-                        Some(v) => self
-                            .fraction(&format!("{tk}.threshold"), v)
-                            .map(|threshold| TriggerKind::ApiErrorRate { threshold }),
-                        None => need(self),
-                    },
-                    other => {
-                        self.bad(&format!("{tk}.type"), format!("unknown trigger {other:?}; triggers are: availability, performance (cpu:80% or latency:200ms), cpu, latency, spot-interruption, cost, api-error-rate"));
-                        None
-                    }
-                };
-                if let Some(kind) = kind {
-                    triggers.push(Trigger { kind, duration });
-                }
+                triggers.extend(self.trigger(&format!("{sk}.failoverTriggers[{j}]"), t));
             }
+            let (mig_raw, dr_raw, mk) = match &manifest {
+                Some(m) => {
+                    if d.migration_policy.is_some() || d.disaster_recovery.is_some() {
+                        self.bad(
+                            &key,
+                            "with a manifest, migrationPolicy and disasterRecovery come from the manifest's spec",
+                        );
+                    }
+                    (
+                        m.spec.migration_policy.as_ref(),
+                        m.spec.disaster_recovery.as_ref(),
+                        format!("{key}.manifest: spec"),
+                    )
+                }
+                None => (d.migration_policy.as_ref(), d.disaster_recovery.as_ref(), key.clone()),
+            };
+            let memory_gib = d.memory_gib.unwrap_or(4.0);
+            let migration = mig_raw.and_then(|m| {
+                self.migration_policy(
+                    &format!("{mk}.migrationPolicy"),
+                    m,
+                    memory_gib,
+                    &mut triggers,
+                    matches!(strategy, Strategy::CostOptimized(_)),
+                )
+            });
+            let disaster_recovery =
+                dr_raw.and_then(|r| self.disaster_recovery(&format!("{mk}.disasterRecovery"), r, names));
             let co = cost_opt;
             let max_cost_per_h = co
                 .and_then(|c| c.max_cost_per_hour.as_ref())
@@ -885,6 +850,8 @@ impl Checker<'_> {
                 ),
                 max_cost_per_h,
                 spot,
+                migration,
+                disaster_recovery,
             };
             if let Err(m) = spec.validate(regions.len()) {
                 self.bad(&key, m);
@@ -892,6 +859,226 @@ impl Checker<'_> {
             out.push(super::DeploymentSim { spec, demand });
         }
         out
+    }
+
+    /// One failover or migration trigger.
+    fn trigger(&mut self, tk: &str, t: &raw::RawTrigger) -> Option<engine::deploy::Trigger> {
+        use engine::deploy::{Trigger, TriggerKind};
+        let duration = self.opt_duration(&format!("{tk}.duration"), t.duration.as_deref(), SimDuration::from_secs(300));
+        let need = |ck: &mut Self| {
+            ck.bad(&format!("{tk}.threshold"), "this trigger needs a threshold");
+            None
+        };
+        let kind = match t.kind.as_str() {
+            "availability" => match &t.threshold {
+                Some(v) => self
+                    .fraction(&format!("{tk}.threshold"), v)
+                    .map(|threshold| TriggerKind::Availability { threshold }),
+                None => need(self),
+            },
+            "performance" | "cpu" => match &t.threshold {
+                Some(raw::NumOrStr::Str(s)) if s.starts_with("latency:") || s.starts_with("p99:") => {
+                    let v = s.split_once(':').map(|(_, v)| v.trim()).unwrap_or("");
+                    self.duration(&format!("{tk}.threshold"), v)
+                        .map(|d| TriggerKind::Latency { threshold_ms: d.as_millis() as f64 })
+                }
+                Some(v) => self.fraction(&format!("{tk}.threshold"), v).map(|threshold| TriggerKind::Cpu { threshold }),
+                None => need(self),
+            },
+            "latency" => match &t.threshold {
+                Some(raw::NumOrStr::Str(s)) => self
+                    .duration(&format!("{tk}.threshold"), s)
+                    .map(|d| TriggerKind::Latency { threshold_ms: d.as_millis() as f64 }),
+                Some(raw::NumOrStr::Num(ms)) => Some(TriggerKind::Latency {
+                    threshold_ms: self.number(&format!("{tk}.threshold"), *ms, 0.0, 1.0e9),
+                }),
+                None => need(self),
+            },
+            "spot-interruption" => {
+                let count = match &t.threshold {
+                    Some(raw::NumOrStr::Num(n)) if *n >= 1.0 && n.fract() == 0.0 => *n as u32,
+                    None => 1,
+                    Some(_) => {
+                        self.bad(
+                            &format!("{tk}.threshold"),
+                            "a spot-interruption threshold is a whole number of notices >= 1",
+                        );
+                        1
+                    }
+                };
+                Some(TriggerKind::SpotInterruption { count })
+            }
+            "cost" => Some(TriggerKind::Cost),
+            "api-error-rate" => match &t.threshold {
+                Some(v) => self
+                    .fraction(&format!("{tk}.threshold"), v)
+                    .map(|threshold| TriggerKind::ApiErrorRate { threshold }),
+                None => need(self),
+            },
+            other => {
+                self.bad(&format!("{tk}.type"), format!("unknown trigger {other:?}; triggers are: availability, performance (cpu:80% or latency:200ms), cpu, latency, spot-interruption, cost, api-error-rate"));
+                None
+            }
+        };
+        kind.map(|kind| Trigger { kind, duration })
+    }
+
+    /// `migrationPolicy`: the kind and model of a move, a cost threshold (cost-optimized only) and
+    /// performance triggers, which join the failover triggers (a trigger that fires while the
+    /// replicas still serve moves them by migration).
+    fn migration_policy(
+        &mut self,
+        key: &str,
+        m: &raw::RawMigrationPolicy,
+        memory_gib: f64,
+        triggers: &mut Vec<engine::deploy::Trigger>,
+        cost_optimized: bool,
+    ) -> Option<engine::migration::MigrationPolicy> {
+        use engine::migration::{MigrationKind, MigrationPolicy};
+        let kind = match m.kind.as_str() {
+            "live" => MigrationKind::Live,
+            "warm" => MigrationKind::Warm,
+            "cold" => MigrationKind::Cold,
+            other => {
+                self.bad(
+                    &format!("{key}.type"),
+                    format!("unknown migration type {other:?}; types are: live, warm, cold"),
+                );
+                return None;
+            }
+        };
+        let mut policy = MigrationPolicy::new(kind);
+        let p = &mut policy.params;
+        let num = |ck: &mut Self, k: &str, v: Option<f64>, default: f64, lo: f64, hi: f64| match v {
+            Some(v) => ck.number(&format!("{key}.{k}"), v, lo, hi),
+            None => default,
+        };
+        p.memory_gib = num(self, "memoryGib", m.memory_gib, memory_gib, 0.001, 1.0e6);
+        p.disk_gib = num(self, "diskGib", m.disk_gib, p.disk_gib, 0.0, 1.0e7);
+        p.dirty_rate_gib_per_s =
+            num(self, "dirtyRateGibPerS", m.dirty_rate_gib_per_s, p.dirty_rate_gib_per_s, 0.0, 1.0e6);
+        p.bandwidth_gib_per_s =
+            num(self, "bandwidthGibPerS", m.bandwidth_gib_per_s, p.bandwidth_gib_per_s, 1e-6, 1.0e6);
+        policy.cross_cloud_bandwidth_gib_per_s = num(
+            self,
+            "crossCloudBandwidthGibPerS",
+            m.cross_cloud_bandwidth_gib_per_s,
+            policy.cross_cloud_bandwidth_gib_per_s,
+            1e-6,
+            1.0e6,
+        );
+        let p = &mut policy.params;
+        if let Some(r) = m.max_precopy_rounds {
+            p.max_precopy_rounds = r.min(engine::migration::MAX_PRECOPY_ROUNDS);
+            if r > engine::migration::MAX_PRECOPY_ROUNDS {
+                self.bad(&format!("{key}.maxPrecopyRounds"), "must be at most 1000");
+            }
+        }
+        let p = &mut policy.params;
+        // The downtime limit (QEMU's `downtime-limit`) becomes the stop-and-copy threshold: what
+        // the link moves in that time.
+        let limit = self.opt_duration(
+            &format!("{key}.downtimeLimit"),
+            m.downtime_limit.as_deref(),
+            SimDuration::from_millis(300),
+        );
+        p.stop_copy_threshold_gib = p.bandwidth_gib_per_s * limit.as_secs_f64();
+        p.pause_overhead =
+            self.opt_duration(&format!("{key}.pauseOverhead"), m.pause_overhead.as_deref(), p.pause_overhead);
+        p.switch_over = self.opt_duration(&format!("{key}.switchOver"), m.switch_over.as_deref(), p.switch_over);
+        p.snapshot_rate_gib_per_s =
+            num(self, "snapshotRateGibPerS", m.snapshot_rate_gib_per_s, p.snapshot_rate_gib_per_s, 1e-6, 1.0e6);
+        p.boot_time = self.opt_duration(&format!("{key}.bootTime"), m.boot_time.as_deref(), p.boot_time);
+        p.shared_storage = m.shared_storage.unwrap_or(false);
+        for (j, t) in m.triggers.iter().enumerate() {
+            let tk = format!("{key}.triggers[{j}]");
+            if t.kind == "cost" {
+                if !cost_optimized {
+                    self.bad(
+                        &format!("{tk}.type"),
+                        "a cost migration trigger needs the cost-optimized strategy, which makes the cost moves",
+                    );
+                    continue;
+                }
+                let threshold = match &t.threshold {
+                    Some(v) => self.fraction(&format!("{tk}.threshold"), v),
+                    None => {
+                        self.bad(&format!("{tk}.threshold"), "a cost trigger needs a threshold: the saving, as a share of the current price, e.g. \"25%\"");
+                        None
+                    }
+                };
+                policy.cost_threshold = threshold;
+                continue;
+            }
+            triggers.extend(self.trigger(&tk, t));
+        }
+        if let Err(e) = policy.validate() {
+            self.bad(key, e);
+            return None;
+        }
+        Some(policy)
+    }
+
+    /// `disasterRecovery`: targets and the backup policy (`None` when not enabled).
+    fn disaster_recovery(
+        &mut self,
+        key: &str,
+        r: &raw::RawDisasterRecovery,
+        names: &BTreeMap<String, RegionId>,
+    ) -> Option<engine::dr::BackupPolicy> {
+        let rto = self.duration(&format!("{key}.rto"), &r.rto);
+        let rpo = self.duration(&format!("{key}.rpo"), &r.rpo);
+        let b = &r.backup_strategy;
+        let bk = format!("{key}.backupStrategy");
+        let schedule = match engine::dr::Schedule::parse(&b.schedule) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.bad(&format!("{bk}.schedule"), e);
+                None
+            }
+        };
+        let target = self.region_ref(&format!("{bk}.target"), &b.target, names);
+        let full_every = match (b.kind.as_deref(), b.full_every) {
+            (Some("full"), None) => 1,
+            (Some("full"), Some(_)) => {
+                self.bad(
+                    &format!("{bk}.fullEvery"),
+                    "a full backup strategy takes every backup in full; fullEvery is for incremental",
+                );
+                1
+            }
+            (Some("incremental") | None, n) => n.unwrap_or(7),
+            (Some(other), _) => {
+                self.bad(&format!("{bk}.type"), format!("unknown backup type {other:?}; types are: full, incremental"));
+                1
+            }
+        };
+        if full_every == 0 {
+            self.bad(&format!("{bk}.fullEvery"), "must be at least 1");
+        }
+        let retention = b.retention.unwrap_or(14);
+        if retention == 0 {
+            self.bad(&format!("{bk}.retention"), "must keep at least 1 backup");
+        }
+        let data_gib = self.number(&format!("{bk}.dataGib"), b.data_gib.unwrap_or(50.0), 0.0, 1.0e7);
+        let change =
+            self.number(&format!("{bk}.changeRateGibPerHour"), b.change_rate_gib_per_hour.unwrap_or(1.0), 0.0, 1.0e6);
+        let bandwidth =
+            self.number(&format!("{bk}.bandwidthGibPerS"), b.bandwidth_gib_per_s.unwrap_or(0.1), 1e-6, 1.0e6);
+        if r.enabled == Some(false) {
+            return None;
+        }
+        Some(engine::dr::BackupPolicy {
+            schedule: schedule?,
+            full_every: full_every.max(1),
+            retention: retention.max(1),
+            target_region: target?,
+            data_gib,
+            change_rate_gib_per_h: change,
+            bandwidth_gib_per_s: bandwidth,
+            rpo_target: rpo?,
+            rto_target: rto?,
+        })
     }
 
     fn spot(&mut self, key: &str, s: &raw::RawSpot, on_demand: f64) -> Option<SpotSim> {

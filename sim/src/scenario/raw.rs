@@ -408,6 +408,10 @@ pub struct RawDeployment {
     pub cost_optimization: Option<RawCostOptimization>,
     #[serde(default)]
     pub spot_recovery: Option<RawSpotRecovery>,
+    #[serde(default)]
+    pub migration_policy: Option<RawMigrationPolicy>,
+    #[serde(default)]
+    pub disaster_recovery: Option<RawDisasterRecovery>,
     /// Replicas a burst deployment needs from given times on.
     #[serde(default)]
     pub demand: Vec<RawDemand>,
@@ -422,14 +426,88 @@ pub struct RawManifest {
     pub spec: RawManifestSpec,
 }
 
-/// The parts of a `MultiCloudVM` spec the simulator uses; the rest (providers, vmTemplate,
-/// disasterRecovery, migrationPolicy) is the operator's business and ignored here.
+/// The parts of a `MultiCloudVM` spec the simulator uses; the rest (providers, vmTemplate) is
+/// the operator's business and ignored here.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RawManifestSpec {
     pub deployment_strategy: RawStrategy,
     #[serde(default)]
     pub cost_optimization: Option<RawCostOptimization>,
+    #[serde(default)]
+    pub migration_policy: Option<RawMigrationPolicy>,
+    #[serde(default)]
+    pub disaster_recovery: Option<RawDisasterRecovery>,
+}
+
+/// `migrationPolicy`: how replicas move between healthy locations.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawMigrationPolicy {
+    /// `live`, `warm` or `cold`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `cost` (threshold: the saving, as a share of the current price) and performance triggers.
+    #[serde(default)]
+    pub triggers: Vec<RawTrigger>,
+    #[serde(default)]
+    pub memory_gib: Option<f64>,
+    #[serde(default)]
+    pub disk_gib: Option<f64>,
+    #[serde(default)]
+    pub dirty_rate_gib_per_s: Option<f64>,
+    #[serde(default)]
+    pub bandwidth_gib_per_s: Option<f64>,
+    #[serde(default)]
+    pub cross_cloud_bandwidth_gib_per_s: Option<f64>,
+    #[serde(default)]
+    pub max_precopy_rounds: Option<u32>,
+    #[serde(default)]
+    pub downtime_limit: Option<String>,
+    #[serde(default)]
+    pub pause_overhead: Option<String>,
+    #[serde(default)]
+    pub switch_over: Option<String>,
+    #[serde(default)]
+    pub snapshot_rate_gib_per_s: Option<f64>,
+    #[serde(default)]
+    pub boot_time: Option<String>,
+    #[serde(default)]
+    pub shared_storage: Option<bool>,
+}
+
+/// `disasterRecovery`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawDisasterRecovery {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    pub rto: String,
+    pub rpo: String,
+    pub backup_strategy: RawBackupStrategy,
+}
+
+/// `disasterRecovery.backupStrategy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawBackupStrategy {
+    /// `full` (every backup full) or `incremental` (a full one every `fullEvery`).
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// Cron expression (five fields, UTC from the start of the run).
+    pub schedule: String,
+    /// Region the backups are stored in.
+    pub target: String,
+    #[serde(default)]
+    pub full_every: Option<u32>,
+    #[serde(default)]
+    pub retention: Option<u32>,
+    #[serde(default)]
+    pub data_gib: Option<f64>,
+    #[serde(default)]
+    pub change_rate_gib_per_hour: Option<f64>,
+    #[serde(default)]
+    pub bandwidth_gib_per_s: Option<f64>,
 }
 
 /// `deploymentStrategy`.

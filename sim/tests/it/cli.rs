@@ -33,8 +33,11 @@ fn run_prints_a_summary_and_writes_results() {
         "failovers",
         "mean_time_to_recover_s",
         "spot_interruptions",
+        "replacements",
         "migrations",
         "migration_downtime_s",
+        "migrations_by_kind",
+        "restores",
         "events_processed",
     ] {
         assert!(summary.get(key).is_some(), "summary.json lacks {key}");

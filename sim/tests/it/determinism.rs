@@ -28,7 +28,7 @@ fn same_seed_gives_identical_bytes_and_another_seed_does_not() {
         (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
     let first = run_to(a.path(), None);
     let second = run_to(b.path(), None);
-    assert_eq!(first.len(), 11, "summary.json + 5 tables × (parquet, csv)");
+    assert_eq!(first.len(), 15, "summary.json + 7 tables × (parquet, csv)");
     for ((n1, b1), (n2, b2)) in first.iter().zip(&second) {
         assert_eq!(n1, n2);
         assert!(b1 == b2, "{n1} differs between two runs with the same seed");

@@ -76,9 +76,9 @@ fn spot_storm_interrupts_and_replaces() {
     assert!(m.spot_interruptions > 100, "{}", m.spot_interruptions);
     // Most interrupted VMs get a replacement running before the two-minute notice runs out.
     assert!(
-        m.migrations * 2 > m.spot_interruptions,
-        "{} migrations for {} interruptions",
-        m.migrations,
+        m.replacements * 2 > m.spot_interruptions,
+        "{} replacements for {} interruptions",
+        m.replacements,
         m.spot_interruptions
     );
     // The storm (2 h to 3 h) shows in the time series: interruptions pile up faster during it.
