@@ -805,7 +805,8 @@ impl Engine {
             return;
         };
         let (replacement, lost) = (entry.replacement, entry.lost);
-        let migrating = matches!(entry.moving, Some(Move::Migration { .. }));
+        // A live or warm migration in flight: its target is the replacement.
+        let migrating = matches!(entry.moving, Some(Move::Migration { .. })) && replacement.is_some();
         let Some(inst) = self.instances.get(&active) else { return };
         let offer = &self.snapshot.catalog.offers[inst.charge.offer.idx()];
         let (inst_region, inst_zone, inst_running) = (offer.region, offer.zone, inst.running);

@@ -7,6 +7,7 @@ mod deploy_props;
 mod failures;
 mod fixture;
 mod lifecycle;
+mod migrate;
 mod props;
 mod queue;
 mod spot;
