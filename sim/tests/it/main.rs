@@ -4,6 +4,7 @@ mod bad_input;
 mod cli;
 mod determinism;
 mod exact;
+mod notebooks;
 mod scenarios;
 mod schema;
 mod strategies;
