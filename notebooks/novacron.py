@@ -156,7 +156,10 @@ def load(d: Path) -> Results:
     check_summary(summary, str(d / "summary.json"))
     tables = {}
     for name in COLUMNS:
-        df = pl.read_parquet(d / f"{name}.parquet")
+        path = d / f"{name}.parquet"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: these results predate it, run `sim run` again")
+        df = pl.read_parquet(path)
         check_table(name, df)
         tables[name] = df
     return Results(dir=d, summary=summary, **tables)
