@@ -1137,7 +1137,7 @@ impl Engine {
     fn on_running(&mut self, instance: InstanceId, now: SimTime, out: &mut Vec<Action>) {
         let Some(inst) = self.instances.get_mut(&instance) else { return };
         inst.running = true;
-        let vm = inst.vm;
+        let (vm, inst_offer) = (inst.vm, inst.charge.offer);
         let Some(entry) = self.vms.get_mut(&vm) else { return };
         if entry.replacement == Some(instance) {
             if let Some(Move::Migration { transfer, copied: false, .. }) = entry.moving {
@@ -1151,12 +1151,20 @@ impl Engine {
             entry.state = VmState::Running;
             entry.lost = false;
             entry.attempts = 0;
+            // A cold migration or a restore is done once its target serves: runs at a location
+            // that is still healthy (one that died meanwhile is left to the next evaluation).
+            let offer = &self.snapshot.catalog.offers[inst_offer.idx()];
+            if !self.snapshot.location_healthy(offer.region, offer.zone) {
+                return;
+            }
             match entry.moving.take() {
-                Some(Move::Migration { plan, from, to, started, egress_usd, .. }) => {
-                    // A cold migration's target runs: its downtime ran from the source's stop.
-                    let deployment = entry.deployment.unwrap_or(GroupId(0));
+                Some(Move::Migration { plan, from, started, .. }) => {
+                    // Its downtime ran from the source's stop. The target is where it was placed
+                    // (the plan may have changed while the snapshot copied).
+                    let to = offer.region;
+                    let per_gib = self.snapshot.cost.egress.per_gib(&self.snapshot.catalog, from, to, false);
                     out.push(Action::Migrated {
-                        deployment,
+                        deployment: entry.deployment.unwrap_or(GroupId(0)),
                         vm,
                         kind: plan.kind,
                         from,
@@ -1164,7 +1172,7 @@ impl Engine {
                         started,
                         downtime: now.since(started),
                         transferred_gib: plan.transferred_gib,
-                        egress_usd,
+                        egress_usd: migration::egress_cost(&plan, per_gib),
                         overlap: SimDuration::ZERO,
                     });
                 }

@@ -29,7 +29,13 @@
 //!   twice its longest trigger window first;
 //! * (2) every instance provisioned is tracked, or ended by exactly one `Terminate` or one
 //!   `InstanceFailed` report (no leak, no double delete), and belongs to a VM still tracked, which
-//!   holds at most two (serving and replacement), at most one of them up;
+//!   holds at most two (serving and replacement), at most one of them up — except while a live or
+//!   warm migration copies its data, (4) for no longer than that copy takes: the bounded overlap
+//!   both copies are billed for;
+//! * migrations (cases draw none, live, warm or cold) cut over only to a healthy location, with
+//!   the kind the deployment asked for, live and warm pausing for seconds at most; restores and
+//!   backups come only with disaster recovery (cases draw it or not), from restore points in the
+//!   past;
 //! * (3) no `Provision` targets an unhealthy region or zone, no `FailOver` targets an unhealthy
 //!   region, and a `FailOver` for `Unhealthy` really leaves an unhealthy region;
 //! * (5) a failover driven by a trigger, a failback or a rebalance comes at least one cooldown
@@ -56,6 +62,8 @@ use engine::deploy::{
     ActiveActiveConfig, ActivePassiveConfig, Deployment, SpotRecovery, Trigger, TriggerKind, apportion,
     is_deployment_vm,
 };
+use engine::dr::{BackupPolicy, Schedule};
+use engine::migration::{MigrationKind, MigrationPolicy};
 use engine::{
     Action, Decision, DeploymentSpec, Engine, EngineConfig, Event, FailureCause, GroupId, InstanceId, Market,
     MoveReason, OfferId, PlacementPolicy, PolicyConfig, RegionId, Resources, SimDuration, SimTime, Snapshot,
@@ -74,6 +82,40 @@ const SETTLE: SimDuration = SimDuration::from_secs(300);
 const BOOT: SimDuration = SimDuration::from_secs(20);
 /// The engine's capacity backoff (kept within the cooldown: see (1c)).
 const CAPACITY_BACKOFF: SimDuration = SimDuration::from_secs(120);
+
+/// Longest a migration's data takes to move in these worlds (see [`migration_policy`]: about 8 s
+/// for a warm sync across clouds), or a restore to copy back (at most 3 GiB at 1 GiB/s).
+const TRANSFER_SLACK: SimDuration = SimDuration::from_secs(15);
+
+/// A small replica's migration model: 1 GiB of memory, 2 GiB of disk, 1 GiB/s inside a cloud and
+/// 0.5 GiB/s across, a slow dirty rate so that live pre-copy converges.
+fn migration_policy(kind: MigrationKind) -> MigrationPolicy {
+    let mut p = MigrationPolicy::new(kind);
+    p.params.memory_gib = 1.0;
+    p.params.disk_gib = 2.0;
+    p.params.dirty_rate_gib_per_s = 0.01;
+    p.params.bandwidth_gib_per_s = 1.0;
+    p.params.stop_copy_threshold_gib = 0.05;
+    p.params.snapshot_rate_gib_per_s = 1.0;
+    p.params.boot_time = BOOT;
+    p.cross_cloud_bandwidth_gib_per_s = 0.5;
+    p
+}
+
+/// Backups every 5 minutes to region 3, a full one every 3rd: 1 GiB at 1 GiB/s.
+fn backup_policy() -> BackupPolicy {
+    BackupPolicy {
+        schedule: Schedule::parse("*/5 * * * *").expect("valid cron"),
+        full_every: 3,
+        retention: 6,
+        target_region: RegionId(3),
+        data_gib: 1.0,
+        change_rate_gib_per_h: 1.0,
+        bandwidth_gib_per_s: 1.0,
+        rpo_target: SimDuration::from_secs(600),
+        rto_target: SimDuration::from_secs(1800),
+    }
+}
 
 /// The availability trigger's window.
 const AVAILABILITY_WINDOW: SimDuration = SimDuration::from_secs(120);
@@ -102,9 +144,15 @@ fn max_d(a: SimDuration, b: SimDuration) -> SimDuration {
 /// comes after at most `2 × longest + availability window` (or when the cooldown of the last move
 /// ends, or when the capacity backoff of the fault ends, if later), at an evaluation, and the
 /// replicas boot.
-fn zero_serving_bound() -> SimDuration {
+/// With a migration policy or disaster recovery, a move or a restore may first copy data for up to
+/// [`TRANSFER_SLACK`] before the replicas boot.
+fn zero_serving_bound(case: &Case) -> SimDuration {
     let settle_and_fire = SimDuration(2 * longest_trigger().as_millis()) + AVAILABILITY_WINDOW;
-    max_d(max_d(settle_and_fire, COOLDOWN), CAPACITY_BACKOFF) + EVERY + BOOT
+    max_d(max_d(settle_and_fire, COOLDOWN), CAPACITY_BACKOFF) + EVERY + BOOT + transfer_slack(case)
+}
+
+fn transfer_slack(case: &Case) -> SimDuration {
+    if case.migration.is_some() || case.dr { TRANSFER_SLACK } else { SimDuration::ZERO }
 }
 
 /// (6)'s bound for active-passive: a trigger fed before the faults stopped may still fire once its
@@ -129,7 +177,8 @@ fn converge_bound(case: &Case) -> SimDuration {
     } else {
         SimDuration::ZERO
     };
-    spot_return + converge_bound_without_spot(case)
+    // Each of the (at most two) moves may copy data before its cut-over.
+    spot_return + converge_bound_without_spot(case) + transfer_slack(case) + transfer_slack(case)
 }
 
 fn converge_bound_without_spot(case: &Case) -> SimDuration {
@@ -169,6 +218,10 @@ struct Case {
     spot: bool,
     /// Active-passive: primary, then secondaries. Active-active: the weighted locations.
     locations: Vec<RegionId>,
+    /// How serving replicas move (`None`: make-before-break with an instant cut-over).
+    migration: Option<MigrationKind>,
+    /// Backups, and restores of replicas lost with their location.
+    dr: bool,
 }
 
 impl Case {
@@ -204,8 +257,8 @@ impl Case {
             evaluate_every: EVERY,
             max_cost_per_h: None,
             spot: SpotRecovery { on_demand_after: 2, back_to_spot_after: SimDuration::from_secs(600) },
-            migration: None,
-            disaster_recovery: None,
+            migration: self.migration.map(migration_policy),
+            disaster_recovery: self.dr.then(backup_policy),
         }
     }
 
@@ -241,8 +294,10 @@ fn case(active_passive: bool) -> impl Strategy<Value = Case> {
         2usize..5,
         any::<bool>(),
         prop::collection::vec(0u8..4, 4),
+        prop::option::of(prop::sample::select(vec![MigrationKind::Live, MigrationKind::Warm, MigrationKind::Cold])),
+        any::<bool>(),
     )
-        .prop_map(move |(policy, large, spot, replicas, order, n, failback, mut weights)| {
+        .prop_map(move |(policy, large, spot, replicas, order, n, failback, mut weights, migration, dr)| {
             let locations: Vec<RegionId> =
                 order.into_iter().map(RegionId).filter(|r| !(large && *r == RegionId(1))).take(n).collect();
             weights.truncate(locations.len());
@@ -250,7 +305,7 @@ fn case(active_passive: bool) -> impl Strategy<Value = Case> {
                 weights[0] = 1;
             }
             let kind = if active_passive { Kind::ActivePassive { failback } } else { Kind::ActiveActive { weights } };
-            Case { policy, kind, replicas, large, spot, locations }
+            Case { policy, kind, replicas, large, spot, locations, migration, dr }
         })
 }
 
@@ -370,6 +425,8 @@ struct World {
     chained: bool,
     /// Replicas serving before the event.
     serving_before: usize,
+    /// Since when both instances of a migrating replica have been up.
+    both_up: BTreeMap<VmId, SimTime>,
 }
 
 impl World {
@@ -397,6 +454,7 @@ impl World {
             moving_before: false,
             chained: false,
             serving_before: 0,
+            both_up: BTreeMap::new(),
         }
     }
 
@@ -516,7 +574,26 @@ impl World {
                 }
                 Action::Reject { vm, .. } => prop_assert!(!is_deployment_vm(*vm), "(2) replica {vm:?} rejected"),
                 Action::DeploymentRejected { message, .. } => prop_assert!(false, "spec rejected: {message}"),
-                Action::Migrated { .. } | Action::Restoring { .. } | Action::BackupCompleted { .. } => {}
+                Action::Migrated { deployment, to, kind, downtime, started, .. } => {
+                    prop_assert_eq!(*deployment, D);
+                    prop_assert_eq!(Some(*kind), self.case.migration, "(3) a migration of the wrong kind");
+                    prop_assert!(location_healthy(snap, *to), "(3) migration cut over to unhealthy {to:?}");
+                    // Live and warm pause briefly; cold is down from the stop until the target runs,
+                    // which may wait for room (a failed create, capacity taken) like any placement.
+                    if *kind != MigrationKind::Cold {
+                        prop_assert!(*downtime <= SimDuration::from_secs(3), "live/warm downtime {downtime:?}");
+                    } else {
+                        prop_assert!(*downtime <= now.since(*started), "cold downtime {downtime:?}");
+                    }
+                }
+                Action::Restoring { recovery_point, .. } => {
+                    prop_assert!(self.case.dr, "a restore without disaster recovery");
+                    prop_assert!(recovery_point.is_none_or(|t| t <= now), "restore point in the future");
+                }
+                Action::BackupCompleted { at, duration, .. } => {
+                    prop_assert!(self.case.dr, "a backup without disaster recovery");
+                    prop_assert!(*at + *duration <= now, "backup completed early");
+                }
             }
         }
 
@@ -528,11 +605,24 @@ impl World {
         for i in &self.live {
             per_vm.entry(self.vm_of[i]).or_default().push(*i);
         }
+        let mut both_up = BTreeMap::new();
         for (vm, instances) in &per_vm {
             prop_assert!(self.engine.vm_state(*vm).is_some(), "(2) {instances:?} outlive {vm:?}");
             let up = instances.iter().filter(|i| self.running.contains(i)).count();
-            prop_assert!(instances.len() <= 2 && up <= 1, "(2) {vm:?} holds {instances:?}, {up} up");
+            // A live or warm migration runs source and target together while the data moves (a
+            // bounded overlap, accounted in its Migrated action).
+            let overlap = matches!(self.case.migration, Some(MigrationKind::Live | MigrationKind::Warm));
+            prop_assert!(instances.len() <= 2 && (up <= 1 || overlap), "(2) {vm:?} holds {instances:?}, {up} up");
+            if up == 2 {
+                let since = *self.both_up.get(vm).unwrap_or(&now);
+                prop_assert!(
+                    now.since(since) <= TRANSFER_SLACK,
+                    "(4) {vm:?} billed twice since {since:?}, longer than a migration's copy"
+                );
+                both_up.insert(*vm, since);
+            }
         }
+        self.both_up = both_up;
         self.engine.take_bills();
         // (1b) an active-passive deployment that serves from where it is moves only where all its
         // replicas fit (the room taken by the new instances, plus the room left).
@@ -625,7 +715,7 @@ impl World {
             let since = *self.zero_since.get_or_insert(now);
             let from = if since >= self.last_fault { since } else { self.last_fault };
             prop_assert!(
-                now.since(from) <= zero_serving_bound(),
+                now.since(from) <= zero_serving_bound(&self.case),
                 "(1c) no replica serving since {from:?} (now {now:?}) though a location could take one"
             );
         } else {
@@ -852,7 +942,7 @@ proptest! {
 
 fn regression(policy: &'static str, kind: Kind, replicas: u32, large: bool, locations: &[u16], steps: &[(u64, Op)]) {
     let locations = locations.iter().map(|r| RegionId(*r)).collect();
-    let case = Case { policy, kind, replicas, large, spot: false, locations };
+    let case = Case { policy, kind, replicas, large, spot: false, locations, migration: None, dr: false };
     let w = drive(&case, steps).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(replay(&case, &w.events), w.actions);
 }
@@ -982,6 +1072,8 @@ fn regression_active_active_spot_return_converges() {
         large: true,
         spot: true,
         locations,
+        migration: None,
+        dr: false,
     };
     let w = drive(&case, &steps).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(replay(&case, &w.events), w.actions);
