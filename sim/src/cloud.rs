@@ -71,6 +71,10 @@ pub enum Observation {
 /// All mock clouds of a scenario.
 pub struct Cloud {
     instances: BTreeMap<InstanceId, CloudInstance>,
+    /// Instances the engine deleted.
+    deleted: std::collections::BTreeSet<InstanceId>,
+    /// Faults under way, by index.
+    active: std::collections::BTreeSet<usize>,
     in_use: Vec<u32>,
     capacity_factor: Vec<f64>,
     region_up: Vec<bool>,
@@ -103,6 +107,11 @@ pub struct CloudStats {
     pub crashes: u64,
     /// Instances lost to outages.
     pub outage_losses: u64,
+    /// Delete calls for an instance already deleted (should be zero: nothing is deleted twice).
+    pub double_deletes: u64,
+    /// Instances still running at the end that the engine no longer tracks (should be zero:
+    /// nothing leaks).
+    pub leaked_at_end: u64,
 }
 
 impl Cloud {
@@ -131,6 +140,8 @@ impl Cloud {
         let nr = s.catalog.regions.len();
         Cloud {
             instances: BTreeMap::new(),
+            deleted: Default::default(),
+            active: Default::default(),
             in_use: vec![0; offers.len()],
             capacity_factor: vec![1.0; nr],
             region_up: vec![true; nr],
@@ -200,14 +211,28 @@ impl Cloud {
         }
     }
 
-    /// A delete call. Deleting an instance that is already gone is fine (idempotent).
+    /// A delete call. Deleting an instance that is already gone is fine (idempotent), but one the
+    /// engine deleted before is counted in `double_deletes`.
     pub fn delete(&mut self, instance: InstanceId) {
+        if !self.deleted.insert(instance) {
+            self.stats.double_deletes += 1;
+        }
+        self.remove(instance);
+    }
+
+    /// The instance is gone (deleted or killed).
+    fn remove(&mut self, instance: InstanceId) {
         if let Some(ci) = self.instances.remove(&instance) {
             self.in_use[ci.offer.idx()] = self.in_use[ci.offer.idx()].saturating_sub(1);
             if let Some(m) = self.spot[ci.offer.idx()].as_mut() {
                 m.running.remove(&instance);
             }
         }
+    }
+
+    /// Counts the instances still running that `tracked` does not hold (at the end of a run).
+    pub fn count_leaks(&mut self, tracked: &std::collections::BTreeSet<InstanceId>) {
+        self.stats.leaked_at_end = self.instances.keys().filter(|i| !tracked.contains(i)).count() as u64;
     }
 
     /// The instance's VM, if the instance exists.
@@ -320,54 +345,81 @@ impl Cloud {
         Some((m.price * self.storm_price[region] * self.spike_spot[region]).min(cap * self.spike_spot[region]))
     }
 
-    /// Starts (`on = true`) or ends a fault; instances it kills are reported in `out`.
-    pub fn fault(&mut self, s: &Scenario, kind: &FaultKind, on: bool, out: &mut Vec<Observation>) {
-        match kind {
-            FaultKind::Outage { region, zone, .. } => {
-                match zone {
-                    Some(z) => self.zone_up[z.idx()] = !on,
-                    None => self.region_up[region.idx()] = !on,
-                }
-                if on {
-                    let doomed: Vec<InstanceId> = self
-                        .instances
-                        .iter()
-                        .filter(|(_, c)| c.region == *region && zone.is_none_or(|z| c.zone == z))
-                        .map(|(i, _)| *i)
-                        .collect();
-                    for i in doomed {
-                        self.stats.outage_losses += 1;
-                        self.delete(i);
-                        out.push(Observation::Died(i, FailureCause::Outage));
+    /// Starts (`on = true`) or ends fault `i`; instances it kills are reported in `out`.
+    /// Overlapping faults compose: a region is down while any outage covers it, multipliers of
+    /// storms and spikes multiply, and the smallest capacity fraction applies.
+    pub fn fault(&mut self, s: &Scenario, i: usize, on: bool, out: &mut Vec<Observation>) {
+        if on {
+            self.active.insert(i);
+        } else {
+            self.active.remove(&i);
+        }
+        let nr = s.catalog.regions.len();
+        self.region_up = vec![true; nr];
+        self.zone_up = vec![true; s.catalog.zones.len()];
+        self.capacity_factor = vec![1.0; nr];
+        self.storm_rate = vec![1.0; nr];
+        self.storm_price = vec![1.0; nr];
+        self.spike_od = vec![1.0; nr];
+        self.spike_spot = vec![1.0; nr];
+        for &j in &self.active {
+            match &s.faults[j].kind {
+                FaultKind::Outage { region, zone, .. } => match zone {
+                    Some(z) => self.zone_up[z.idx()] = false,
+                    None => self.region_up[region.idx()] = false,
+                },
+                FaultKind::SpotStorm { regions, interruption_multiplier, price_multiplier } => {
+                    for r in regions {
+                        self.storm_rate[r.idx()] *= interruption_multiplier;
+                        self.storm_price[r.idx()] *= price_multiplier;
                     }
                 }
+                FaultKind::PriceSpike { region, multiplier, market } => {
+                    if market.is_none_or(|mk| mk == Market::OnDemand) {
+                        self.spike_od[region.idx()] *= multiplier;
+                    }
+                    if market.is_none_or(|mk| mk == Market::Spot) {
+                        self.spike_spot[region.idx()] *= multiplier;
+                    }
+                }
+                FaultKind::CapacityCrunch { region, fraction } => {
+                    let f = &mut self.capacity_factor[region.idx()];
+                    *f = f.min(*fraction);
+                }
+                FaultKind::Metrics { .. } | FaultKind::ManualFailover { .. } => {}
             }
-            FaultKind::SpotStorm { regions, interruption_multiplier, price_multiplier } => {
+        }
+        match &s.faults[i].kind {
+            FaultKind::Outage { region, zone, .. } if on => {
+                let doomed: Vec<InstanceId> = self
+                    .instances
+                    .iter()
+                    .filter(|(_, c)| c.region == *region && zone.is_none_or(|z| c.zone == z))
+                    .map(|(i, _)| *i)
+                    .collect();
+                for i in doomed {
+                    self.stats.outage_losses += 1;
+                    self.remove(i);
+                    out.push(Observation::Died(i, FailureCause::Outage));
+                }
+            }
+            FaultKind::SpotStorm { regions, .. } => {
                 for r in regions {
-                    let (im, pm) = if on { (*interruption_multiplier, *price_multiplier) } else { (1.0, 1.0) };
-                    self.storm_rate[r.idx()] = im;
-                    self.storm_price[r.idx()] = pm;
                     self.announce_spot(s, *r, out);
                 }
             }
-            FaultKind::PriceSpike { region, multiplier, market } => {
-                let m = if on { *multiplier } else { 1.0 };
+            FaultKind::PriceSpike { region, market, .. } => {
                 if market.is_none_or(|mk| mk == Market::OnDemand) {
-                    self.spike_od[region.idx()] = m;
+                    let m = self.spike_od[region.idx()];
                     for o in s.catalog.offers.iter().filter(|o| o.region == *region) {
                         out.push(Observation::Price(o.id, Market::OnDemand, o.on_demand_per_h * m));
                     }
                 }
                 if market.is_none_or(|mk| mk == Market::Spot) {
-                    self.spike_spot[region.idx()] = m;
                     self.announce_spot(s, *region, out);
                 }
             }
-            FaultKind::CapacityCrunch { region, fraction } => {
-                self.capacity_factor[region.idx()] = if on { *fraction } else { 1.0 };
-            }
-            // Told to the engine by the driver, not the clouds' business.
-            FaultKind::Metrics { .. } | FaultKind::ManualFailover { .. } => {}
+            _ => {}
         }
     }
 

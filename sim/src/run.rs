@@ -78,6 +78,8 @@ struct Simulation<'a> {
     rec: Recorder,
     actions: Vec<Action>,
     observations: Vec<Observation>,
+    /// Outages the engine has been told of, by fault index.
+    known_down: std::collections::BTreeSet<usize>,
     end: SimTime,
     next_arrival: Option<crate::workload::Generated>,
 }
@@ -112,6 +114,7 @@ impl<'a> Simulation<'a> {
             rec: Recorder::new(),
             actions: Vec::new(),
             observations: Vec::new(),
+            known_down: Default::default(),
             end: SimTime(s.duration.as_millis()),
             next_arrival: None,
         };
@@ -133,6 +136,7 @@ impl<'a> Simulation<'a> {
         }
         // Close the books at the end of the run.
         let bills = self.engine.bill_open_instances(self.end);
+        self.cloud.count_leaks(&bills.iter().map(|b| b.instance).collect());
         self.rec.add_bills(&self.engine.take_bills(), &self.s.catalog);
         self.rec.add_bills(&bills, &self.s.catalog);
         self.rec.probe(self.end, &self.engine);
@@ -202,7 +206,7 @@ impl<'a> Simulation<'a> {
                     _ => {}
                 }
                 let mut obs = std::mem::take(&mut self.observations);
-                self.cloud.fault(self.s, &f.kind, on, &mut obs);
+                self.cloud.fault(self.s, i, on, &mut obs);
                 self.rec.fault(i, &f.kind, on, now);
                 self.observe(now, &mut obs);
                 self.observations = obs;
@@ -231,11 +235,21 @@ impl<'a> Simulation<'a> {
         }
     }
 
+    /// The engine learns of an outage's start or end; overlapping outages of one place keep it
+    /// down until the last of them is over.
     fn detect(&mut self, now: SimTime, i: usize, on: bool) {
+        if on {
+            self.known_down.insert(i);
+        } else {
+            self.known_down.remove(&i);
+        }
         if let FaultKind::Outage { region, zone, .. } = self.s.faults[i].kind {
+            let down = self.known_down.iter().any(|j| {
+                matches!(self.s.faults[*j].kind, FaultKind::Outage { region: r, zone: z, .. } if r == region && z == zone)
+            });
             let ev = match zone {
-                Some(z) => Event::ZoneHealth { zone: z, healthy: !on },
-                None => Event::RegionHealth { region, healthy: !on },
+                Some(z) => Event::ZoneHealth { zone: z, healthy: !down },
+                None => Event::RegionHealth { region, healthy: !down },
             };
             self.feed(now, ev);
         }

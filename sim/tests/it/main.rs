@@ -5,8 +5,10 @@ mod cli;
 mod determinism;
 mod exact;
 mod notebooks;
+mod recovery;
 mod scenarios;
 mod schema;
+mod sim_props;
 mod strategies;
 
 use std::path::PathBuf;
