@@ -23,6 +23,8 @@ pub mod dist;
 #[cfg(feature = "parquet")]
 pub mod output;
 pub mod queue;
+#[cfg(feature = "report")]
+pub mod report;
 pub mod results;
 pub mod rng;
 pub mod run;

@@ -34,6 +34,8 @@ enum Command {
     },
     /// List the placement policies.
     Policies,
+    /// Draw figures and a self-contained report.html from a results folder (docs/report.md).
+    Report(ReportArgs),
 }
 
 #[derive(clap::Args)]
@@ -55,9 +57,24 @@ struct RunArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+    /// Also draw figures and report.html into the output folder (as `sim report`).
+    #[arg(long)]
+    report: bool,
 }
 
-const SUBCOMMANDS: [&str; 4] = ["run", "check", "policies", "help"];
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// A results folder (what `sim run` wrote).
+    results: PathBuf,
+    /// Output folder for report.html and figures/ [default: the results folder].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+const SUBCOMMANDS: [&str; 5] = ["run", "check", "policies", "report", "help"];
 
 fn main() -> ExitCode {
     // `sim FILE ...` means `sim run FILE ...`.
@@ -100,6 +117,34 @@ fn main() -> ExitCode {
                 println!("{n}");
             }
             ExitCode::SUCCESS
+        }
+        Command::Report(a) => report(&a.results, a.out, a.quiet),
+    }
+}
+
+/// `sim report` (and `sim run --report`): status 2 when the folder is not a results folder.
+fn report(results: &std::path::Path, out: Option<PathBuf>, quiet: bool) -> ExitCode {
+    let started = Instant::now();
+    let opts = sim::report::ReportOptions { out, ..Default::default() };
+    match sim::report::write_report(results, &opts) {
+        Ok(r) => {
+            if !quiet {
+                for w in &r.warnings {
+                    eprintln!("warning: {w}");
+                }
+                println!(
+                    "report: {} ({} figures in {}, {:.2} s)",
+                    r.html.display(),
+                    r.figures.len(),
+                    r.html.with_file_name("figures").display(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            if e.is_bad_input() { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
     }
 }
@@ -157,6 +202,9 @@ fn run(a: RunArgs) -> ExitCode {
             out.display(),
             written.len()
         );
+    }
+    if a.report {
+        return report(&out, None, a.quiet);
     }
     ExitCode::SUCCESS
 }

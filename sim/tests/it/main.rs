@@ -6,6 +6,7 @@ mod determinism;
 mod exact;
 mod notebooks;
 mod recovery;
+mod report;
 mod scenarios;
 mod schema;
 mod sim_props;
