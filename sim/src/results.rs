@@ -122,6 +122,11 @@ pub struct PricePoint {
 pub struct FaultWindow {
     /// Index in the scenario's faults.
     pub fault: usize,
+    /// Its kind, as in the scenario (`region-outage`, `zone-outage`, `spot-storm`, ...).
+    pub kind: String,
+    /// What it hit: a region (`region/zone` for a zone outage, comma-separated regions for a
+    /// storm) or a deployment.
+    pub target: String,
     /// Start, s.
     pub start_s: f64,
     /// End, s.
@@ -786,7 +791,7 @@ impl Recorder {
     }
 
     /// A fault started or ended.
-    pub fn fault(&mut self, i: usize, kind: &crate::scenario::FaultKind, on: bool, now: SimTime) {
+    pub fn fault(&mut self, i: usize, kind: &crate::scenario::FaultKind, on: bool, now: SimTime, s: &Scenario) {
         if let crate::scenario::FaultKind::Outage { region, .. } = kind {
             if on {
                 self.outages.push((*region, now, None));
@@ -795,7 +800,8 @@ impl Recorder {
             }
         }
         if on {
-            self.faults.push(FaultWindow { fault: i, start_s: now.as_secs_f64(), end_s: f64::NAN });
+            let (kind, target) = fault_label(kind, s);
+            self.faults.push(FaultWindow { fault: i, kind, target, start_s: now.as_secs_f64(), end_s: f64::NAN });
         } else if let Some(w) = self.faults.iter_mut().rev().find(|w| w.fault == i && w.end_s.is_nan()) {
             w.end_s = now.as_secs_f64();
         }
@@ -911,6 +917,28 @@ impl Recorder {
             migrations: self.migrations,
             restores: self.restores,
         }
+    }
+}
+
+/// A fault's kind and target, as a scenario names them.
+fn fault_label(kind: &crate::scenario::FaultKind, s: &Scenario) -> (String, String) {
+    use crate::scenario::FaultKind as F;
+    let region = |r: &engine::RegionId| s.catalog.regions[r.idx()].name.clone();
+    let deployment = |g: &engine::GroupId| {
+        s.deployments.iter().find(|d| d.spec.id == *g).map_or_else(String::new, |d| d.spec.name.clone())
+    };
+    match kind {
+        F::Outage { region: r, zone: None, .. } => ("region-outage".into(), region(r)),
+        F::Outage { region: r, zone: Some(z), .. } => {
+            ("zone-outage".into(), format!("{}/{}", region(r), s.catalog.zones[z.idx()].name))
+        }
+        F::SpotStorm { regions, .. } => {
+            ("spot-storm".into(), regions.iter().map(region).collect::<Vec<_>>().join(","))
+        }
+        F::PriceSpike { region: r, .. } => ("price-spike".into(), region(r)),
+        F::CapacityCrunch { region: r, .. } => ("capacity-crunch".into(), region(r)),
+        F::Metrics { deployment: g, .. } => ("metrics".into(), deployment(g)),
+        F::ManualFailover { deployment: g, .. } => ("manual-failover".into(), deployment(g)),
     }
 }
 

@@ -207,7 +207,7 @@ impl<'a> Simulation<'a> {
                 }
                 let mut obs = std::mem::take(&mut self.observations);
                 self.cloud.fault(self.s, i, on, &mut obs);
-                self.rec.fault(i, &f.kind, on, now);
+                self.rec.fault(i, &f.kind, on, now, self.s);
                 self.observe(now, &mut obs);
                 self.observations = obs;
             }

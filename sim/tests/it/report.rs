@@ -108,7 +108,7 @@ fn burst_figures_show_each_provider_with_stable_colours() {
     // Cost rate: burst spends on aws, azure and gcp (no on-prem pool) and pays commitment fees.
     let cost = by_id(&figs, "cost_rate");
     assert_ranges(cost);
-    assert_eq!(cost.legend(), ["aws", "azure", "gcp", "commitment fees", "fault window"]);
+    assert_eq!(cost.legend(), ["aws", "azure", "gcp", "commitment fees", "capacity-crunch"]);
     assert_eq!(cost.x_label, "time since start (h)");
     assert_eq!(cost.x_range, (0.0, 6.0), "6 h run, in hours");
     for p in ["aws", "azure", "gcp"] {
