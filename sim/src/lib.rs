@@ -29,6 +29,8 @@ pub mod results;
 pub mod rng;
 pub mod run;
 pub mod scenario;
+#[cfg(feature = "parquet")]
+pub mod sweep;
 pub mod trace;
 pub mod workload;
 

@@ -36,6 +36,12 @@ enum Command {
     Policies,
     /// Draw figures and a self-contained report.html from a results folder (docs/report.md).
     Report(ReportArgs),
+    /// Run a grid of scenarios × policies × parameter values × seeds in parallel (docs/sweeps.md).
+    Sweep(sim::sweep::cli::SweepArgs),
+    /// Combine the shard outputs of `sim sweep --shard` into one table.
+    Merge(sim::sweep::cli::MergeArgs),
+    /// Compare two results folders or two sweeps side by side.
+    Compare(sim::sweep::cli::CompareArgs),
 }
 
 #[derive(clap::Args)]
@@ -74,7 +80,7 @@ struct ReportArgs {
     quiet: bool,
 }
 
-const SUBCOMMANDS: [&str; 5] = ["run", "check", "policies", "report", "help"];
+const SUBCOMMANDS: [&str; 8] = ["run", "check", "policies", "sweep", "merge", "compare", "report", "help"];
 
 fn main() -> ExitCode {
     // `sim FILE ...` means `sim run FILE ...`.
@@ -112,6 +118,9 @@ fn main() -> ExitCode {
             }
             status
         }
+        Command::Sweep(a) => sim::sweep::cli::sweep(a),
+        Command::Merge(a) => sim::sweep::cli::merge(a),
+        Command::Compare(a) => sim::sweep::cli::compare(a),
         Command::Policies => {
             for n in PolicyConfig::NAMES {
                 println!("{n}");

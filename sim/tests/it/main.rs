@@ -11,6 +11,7 @@ mod scenarios;
 mod schema;
 mod sim_props;
 mod strategies;
+mod sweep;
 
 use std::path::PathBuf;
 
