@@ -21,6 +21,7 @@ pub mod data;
 pub mod figures;
 pub mod html;
 pub mod plots;
+pub mod sweep;
 
 use std::path::{Path, PathBuf};
 
@@ -130,7 +131,13 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Reads `results`, draws every figure and writes them with `report.html`.
+///
+/// A sweep's folder (with `runs.parquet`) gets the policy comparison instead: per scenario, bars of
+/// each policy's mean total cost and availability with 95 % confidence intervals.
 pub fn write_report(results: &Path, opts: &ReportOptions) -> Result<Report> {
+    if sweep::is_sweep(results) {
+        return sweep::write_sweep_report(results, opts);
+    }
     let data = load(results)?;
     let out = opts.out.clone().unwrap_or_else(|| results.to_owned());
     std::fs::create_dir_all(&out).map_err(|e| Error::Write { path: out.clone(), message: e.to_string() })?;

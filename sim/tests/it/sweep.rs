@@ -541,3 +541,50 @@ fn kubernetes_manifests_agree_with_each_other_and_the_cli() {
     let shard_dirs = out.replace("$(JOB_COMPLETION_INDEX)", "*");
     assert!(merge_cmd.starts_with("exec sim merge ") && merge_cmd.ends_with(&shard_dirs), "{merge_cmd}");
 }
+
+#[test]
+fn a_sweeps_report_compares_policies_with_confidence_intervals() {
+    let dir = setup(SWEEP);
+    let out = dir.path().join("out");
+    run(&grid(dir.path()), &out, None, 2);
+    let r = sim::report::write_report(&out, &Default::default()).expect("report");
+    // 2 scenarios × 2 retry_backoff values = 4 groups, each with a cost and an availability figure.
+    assert_eq!(r.figures.len(), 8);
+    let first = &r.figures[0];
+    assert!(first.title.contains("tiny") && first.title.contains("engine.retry_backoff = 5s"), "{}", first.title);
+    let table = std::fs::read_to_string(&r.html).expect("html");
+    for p in ["cost-optimized", "availability", "lowest-price"] {
+        assert!(table.contains(p), "report lacks {p}");
+    }
+    assert!(table.contains("95 %"));
+    // The bars are the runs' statistics: recompute the first group's (tiny, 5s) bars by hand.
+    let summaries: Vec<serde_json::Value> = (0..9)
+        .map(|i| {
+            let g = grid(dir.path());
+            let p = g.point(i);
+            sim::sweep::exec::run_point(&g, &p).expect("runs").1
+        })
+        .collect();
+    let sim::report::figures::Content::Bars { rows } = &first.content else { panic!("bars expected") };
+    assert_eq!(
+        rows.iter().map(|r| r.label.as_str()).collect::<Vec<_>>(),
+        ["cost-optimized", "availability", "lowest-price"]
+    );
+    for (k, row) in rows.iter().enumerate() {
+        let costs: Vec<f64> = summaries
+            .iter()
+            .filter(|s| s["policy"] == row.label.as_str())
+            .map(|s| s["total_cost_usd"].as_f64().expect("cost"))
+            .collect();
+        assert_eq!(costs.len(), 3, "bar {k}: three seeds");
+        let e = Estimate::of(&costs).expect("estimate");
+        assert!((row.mean - e.mean).abs() < 1e-9, "bar {k}: {} vs {}", row.mean, e.mean);
+        assert!((row.ci_high - row.ci_low - 2.0 * e.half_width.expect("n = 3")).abs() < 1e-9);
+    }
+    for f in &r.figures {
+        let svg = std::fs::read_to_string(out.join("figures").join(format!("{}.svg", f.id))).expect("svg");
+        for p in ["cost-optimized", "availability", "lowest-price"] {
+            assert!(svg.contains(p), "{}: no bar for {p}", f.id);
+        }
+    }
+}
