@@ -1,0 +1,397 @@
+//! The MultiCloudVM controller: `reconcile` wraps kube's `finalizer()` and dispatches Apply and
+//! Cleanup; `error_policy` counts the error and requeues with exponential backoff and jitter;
+//! status is written with server-side apply.
+//!
+//! Apply: translate the spec (and the VMTemplate it names) into the engine's `DeploymentSpec`,
+//! step the object's [`Tracker`] at the clock's `now`, write the status, and requeue when the
+//! engine's next timer is due (at most `poll_interval` later, since clouds are polled). A spec
+//! that cannot be used is reported in the `SpecValid` condition; a deployment already running
+//! keeps its last good spec meanwhile.
+//!
+//! Cleanup: delete every live instance tagged with the object's UID, list again, and only when
+//! none is left return, so that the finalizer is removed after the last VM is gone.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use engine::{EngineConfig, SimTime};
+use futures::StreamExt;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use tokio::sync::OnceCell;
+use tracing::{info, warn};
+
+use crate::catalog::CatalogIndex;
+use crate::clock::{Clock, rfc3339};
+use crate::crd::multicloudvm::{FINALIZER, MultiCloudVM, MultiCloudVMStatus};
+use crate::crd::{Condition, VMTemplate, merge_conditions};
+use crate::metrics::{ControllerLabels, DecisionLabels, DeploymentLabels, ErrorLabels, Metrics, VmLabels};
+use crate::provider::CloudProvider;
+use crate::tracker::{GROUP, StepReport, Tracker};
+use crate::translate::{self, Problem};
+use crate::{Error, Result};
+
+const CONTROLLER: &str = "multicloudvm";
+
+/// Settings of the controller.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Longest time between two reconciles of an object (the cloud is polled).
+    pub poll_interval: Duration,
+    /// Field manager of the status patches.
+    pub field_manager: String,
+    /// Append every engine event and its actions here, one JSON object a line.
+    pub decision_log: Option<PathBuf>,
+    /// The engine's settings (placement policy, retries, back-off).
+    pub engine: EngineConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            poll_interval: Duration::from_secs(30),
+            field_manager: "novacron-operator".into(),
+            decision_log: None,
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// The cloud.
+    pub cloud: Arc<dyn CloudProvider>,
+    /// Where `now` comes from.
+    pub clock: Arc<dyn Clock>,
+    /// Settings.
+    pub config: Config,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Set once the controller watches.
+    pub ready: Arc<AtomicBool>,
+    catalog: OnceCell<Arc<CatalogIndex>>,
+    trackers: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<Tracker>>>>,
+    failures: Mutex<BTreeMap<String, u32>>,
+}
+
+impl Context {
+    /// A context.
+    pub fn new(
+        client: Client,
+        cloud: Arc<dyn CloudProvider>,
+        clock: Arc<dyn Clock>,
+        config: Config,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Context {
+            client,
+            cloud,
+            clock,
+            config,
+            metrics,
+            ready: Arc::new(AtomicBool::new(false)),
+            catalog: OnceCell::new(),
+            trackers: Mutex::new(BTreeMap::new()),
+            failures: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The engine's catalog, fetched from the provider once.
+    pub async fn catalog(&self) -> Result<Arc<CatalogIndex>> {
+        self.catalog
+            .get_or_try_init(|| async {
+                let c = self.cloud.catalog().await?;
+                Ok::<_, Error>(Arc::new(CatalogIndex::new(&c)?))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The tracker of an object, created on first use.
+    fn tracker(&self, uid: &str, index: &Arc<CatalogIndex>) -> Result<Arc<tokio::sync::Mutex<Tracker>>> {
+        let mut map = self.trackers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = map.get(uid) {
+            return Ok(t.clone());
+        }
+        let t = Arc::new(tokio::sync::Mutex::new(Tracker::new(uid, index.clone(), self.config.engine.clone())?));
+        map.insert(uid.to_owned(), t.clone());
+        Ok(t)
+    }
+
+    fn drop_tracker(&self, uid: &str) -> Option<Arc<tokio::sync::Mutex<Tracker>>> {
+        self.trackers.lock().unwrap_or_else(|e| e.into_inner()).remove(uid)
+    }
+
+    /// Whether the controller has a tracker (an engine) for this UID.
+    pub fn has_tracker(&self, uid: &str) -> bool {
+        self.trackers.lock().unwrap_or_else(|e| e.into_inner()).contains_key(uid)
+    }
+
+    /// Forgets every tracker, as a restarted operator would.
+    pub fn forget_all(&self) {
+        self.trackers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    fn write_log(&self, uid: &str, tracker: &mut Tracker) {
+        let records = tracker.take_records();
+        for r in &records {
+            for a in &r.actions {
+                let action = serde_json::to_value(a)
+                    .ok()
+                    .and_then(|v| v.get("action").and_then(|s| s.as_str()).map(str::to_owned))
+                    .unwrap_or_default();
+                self.metrics.decisions.get_or_create(&DecisionLabels { action }).inc();
+            }
+        }
+        let Some(path) = &self.config.decision_log else { return };
+        let mut text = String::new();
+        for r in &records {
+            let line = serde_json::json!({ "deployment": uid, "at": r.at, "event": r.event, "actions": r.actions });
+            text.push_str(&line.to_string());
+            text.push('\n');
+        }
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()));
+        if let Err(e) = written {
+            warn!("cannot write the decision log {}: {e}", path.display());
+        }
+    }
+}
+
+/// Reconciles one MultiCloudVM.
+pub async fn reconcile(obj: Arc<MultiCloudVM>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let labels = ControllerLabels { controller: CONTROLLER.into() };
+    ctx.metrics.reconciles.get_or_create(&labels).inc();
+    let ns = obj.namespace().ok_or(Error::MissingObjectKey("namespace"))?;
+    let uid = obj.uid().unwrap_or_default();
+    let api: Api<MultiCloudVM> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            Finalizer::Apply(o) => apply(o, &ctx).await,
+            Finalizer::Cleanup(o) => cleanup(o, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.reconcile_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    if result.is_ok() {
+        ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&uid);
+    }
+    result
+}
+
+/// Counts the error and requeues with exponential backoff (5 s doubling to 5 min) plus up to
+/// 25 % jitter, derived from the object and the attempt so that replicas of the operator spread.
+pub fn error_policy(obj: Arc<MultiCloudVM>, error: &Error, ctx: Arc<Context>) -> Action {
+    warn!("reconcile of {} failed: {error}", obj.name_any());
+    let labels = ErrorLabels { controller: CONTROLLER.into(), error: error.metric_label().into() };
+    ctx.metrics.reconcile_errors.get_or_create(&labels).inc();
+    let uid = obj.uid().unwrap_or_default();
+    let attempt = {
+        let mut f = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = f.entry(uid.clone()).or_default();
+        *n = n.saturating_add(1);
+        *n
+    };
+    Action::requeue(backoff(&uid, attempt))
+}
+
+/// The delay before retry `attempt` (1, 2, ...) of the object `uid`.
+pub fn backoff(uid: &str, attempt: u32) -> Duration {
+    let base =
+        Duration::from_secs(5).saturating_mul(1 << attempt.saturating_sub(1).min(10)).min(Duration::from_secs(300));
+    let mut h = std::hash::DefaultHasher::new();
+    (uid, attempt).hash(&mut h);
+    let jitter = base.mul_f64((h.finish() % 1000) as f64 / 4000.0);
+    base + jitter
+}
+
+async fn apply(obj: Arc<MultiCloudVM>, ctx: &Context) -> Result<Action> {
+    let ns = obj.namespace().ok_or(Error::MissingObjectKey("namespace"))?;
+    let uid = obj.uid().ok_or(Error::MissingObjectKey("uid"))?;
+    let name = obj.name_any();
+    let key = format!("{ns}/{name}");
+    let index = ctx.catalog().await?;
+    let mut problems: Vec<Problem> = Vec::new();
+    let template = match &obj.spec.vm_template {
+        Some(r) => {
+            let tns = r.namespace.clone().unwrap_or_else(|| ns.clone());
+            let found = Api::<VMTemplate>::namespaced(ctx.client.clone(), &tns).get_opt(&r.name).await?;
+            if found.is_none() {
+                problems.push(Problem {
+                    field: "spec.vmTemplate".into(),
+                    message: format!("no VMTemplate named {:?} in namespace {tns:?}", r.name),
+                });
+            }
+            found
+        }
+        None => None,
+    };
+    let translated = if problems.is_empty() {
+        translate::deployment_spec(
+            GROUP,
+            &name,
+            &obj.spec,
+            template.as_ref().map(|t| &t.spec),
+            &index.regions,
+            index.catalog.regions.len(),
+        )
+    } else {
+        Err(problems)
+    };
+    if translated.is_err() {
+        ctx.metrics.invalid_specs.get_or_create(&ControllerLabels { controller: CONTROLLER.into() }).inc();
+    }
+    let tracker = ctx.tracker(&uid, &index)?;
+    let mut t = tracker.lock().await;
+    let now = ctx.clock.now();
+    let step = t.step(now, translated.as_ref().ok(), ctx.cloud.as_ref()).await;
+    ctx.write_log(&uid, &mut t);
+    let report = step?;
+    count_provider_calls(&ctx.metrics, &report);
+    let status = status_of(&obj, &mut t, &translated, now);
+    record_gauges(&ctx.metrics, &key, &status);
+    let requeue = match t.next_timer() {
+        Some(at) => Duration::from_millis(at.as_millis().saturating_sub(now.as_millis())),
+        None => ctx.config.poll_interval,
+    }
+    .clamp(Duration::from_secs(1), ctx.config.poll_interval);
+    drop(t);
+    let api: Api<MultiCloudVM> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = serde_json::json!({ "apiVersion": "novacron.io/v1", "kind": "MultiCloudVM", "status": status });
+    api.patch_status(&name, &PatchParams::apply(&ctx.config.field_manager).force(), &Patch::Apply(&patch)).await?;
+    Ok(Action::requeue(requeue))
+}
+
+fn count_provider_calls(m: &Metrics, r: &StepReport) {
+    m.provider_call("create", "ok", u64::from(r.creates).saturating_sub(r.create_errors.len() as u64));
+    for e in &r.create_errors {
+        m.provider_call("create", e, 1);
+    }
+    m.provider_call("delete", "ok", u64::from(r.deletes));
+    m.provider_call("delete", "error", u64::from(r.delete_errors));
+    m.adopted.inc_by(u64::from(r.adopted));
+}
+
+fn record_gauges(m: &Metrics, key: &str, s: &MultiCloudVMStatus) {
+    let d = DeploymentLabels { deployment: key.to_owned() };
+    if let Some(h) = &s.health {
+        m.replicas.get_or_create(&d).set(i64::from(h.replicas));
+        m.serving.get_or_create(&d).set(i64::from(h.serving));
+    }
+    if let Some(c) = &s.total_cost {
+        m.hourly_cost.get_or_create(&d).set(c.hourly_cost);
+    }
+    if let Some(mig) = &s.migration {
+        m.failovers.get_or_create(&d).set(i64::from(mig.failovers));
+    }
+    let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for p in ["aws", "azure", "gcp", "onprem"] {
+        for st in ["Provisioning", "Running", "Unadopted"] {
+            counts.insert((p.into(), st.into()), 0);
+        }
+    }
+    for c in &s.cloud_deployments {
+        *counts.entry((c.provider.clone(), c.state.clone())).or_default() += 1;
+    }
+    for ((provider, state), n) in counts {
+        m.vms.get_or_create(&VmLabels { deployment: key.to_owned(), provider, state }).set(n);
+    }
+}
+
+/// The status after a step.
+fn status_of(
+    obj: &MultiCloudVM,
+    t: &mut Tracker,
+    translated: &std::result::Result<engine::DeploymentSpec, Vec<Problem>>,
+    now: SimTime,
+) -> MultiCloudVMStatus {
+    let generation = obj.metadata.generation;
+    let previous = obj.status.clone().unwrap_or_default();
+    let health = t.health();
+    let spec_valid = match (translated, t.rejected()) {
+        (Err(p), _) => Condition::new("SpecValid", false, "InvalidSpec", translate::describe(p), generation),
+        (Ok(_), Some(m)) => Condition::new("SpecValid", false, "RejectedByEngine", m, generation),
+        (Ok(_), None) => Condition::new("SpecValid", true, "Valid", "the engine accepted the spec", generation),
+    };
+    let running = t.applied().is_some();
+    let ready = if !running {
+        Condition::new("Ready", false, "InvalidSpec", "nothing is deployed until the spec is fixed", generation)
+    } else if health.replicas > 0 && health.serving >= health.replicas {
+        let m = format!("{} of {} replicas serving", health.serving, health.replicas);
+        Condition::new("Ready", true, "AllReplicasServing", m, generation)
+    } else {
+        let m = format!("{} of {} replicas serving", health.serving, health.replicas);
+        Condition::new("Ready", false, "Progressing", m, generation)
+    };
+    let active = t.active_region();
+    let index = t.index();
+    MultiCloudVMStatus {
+        observed_generation: generation,
+        conditions: merge_conditions(&previous.conditions, vec![spec_valid, ready], &rfc3339(now)),
+        cloud_deployments: t.cloud_deployments(),
+        primary_provider: active.map(|r| index.provider(r).as_str().to_owned()),
+        active_region: active.map(|r| index.region_name(r).to_owned()),
+        total_cost: Some(t.total_cost(now)),
+        migration: Some(t.migration()),
+        health: Some(health),
+    }
+}
+
+async fn cleanup(obj: Arc<MultiCloudVM>, ctx: &Context) -> Result<Action> {
+    let uid = obj.uid().ok_or(Error::MissingObjectKey("uid"))?;
+    let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+    if let Some(t) = ctx.drop_tracker(&uid) {
+        ctx.write_log(&uid, &mut *t.lock().await);
+    }
+    let live: Vec<_> = ctx.cloud.list(&uid).await?.into_iter().filter(|i| i.is_live()).collect();
+    for i in &live {
+        match ctx.cloud.delete(&i.id).await {
+            Ok(()) => ctx.metrics.provider_call("delete", "ok", 1),
+            Err(e) => {
+                ctx.metrics.provider_call("delete", e.label(), 1);
+                return Err(e.into());
+            }
+        }
+    }
+    let remaining = ctx.cloud.list(&uid).await?.into_iter().filter(|i| i.is_live()).count();
+    if remaining > 0 {
+        return Err(Error::InstancesRemain(remaining));
+    }
+    info!("{key}: {} cloud instance(s) deleted, releasing the finalizer", live.len());
+    ctx.metrics.forget(&key);
+    Ok(Action::await_change())
+}
+
+/// Runs the controller until a signal stops it. Fails early if the CRD is not installed.
+pub async fn run(ctx: Arc<Context>) -> Result<()> {
+    let api = Api::<MultiCloudVM>::all(ctx.client.clone());
+    api.list(&ListParams::default().limit(1)).await?;
+    ctx.ready.store(true, Ordering::SeqCst);
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|res| async move {
+            match res {
+                Ok((o, _)) => tracing::debug!("reconciled {}", o.name),
+                Err(e) => warn!("controller: {e}"),
+            }
+        })
+        .await;
+    ctx.ready.store(false, Ordering::SeqCst);
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! Cloud providers behind one trait, as quinn hides its runtime: the controller never sees a
+//! cloud SDK. Every call that creates something is idempotent on a client token derived from the
+//! owning object's UID, and every instance carries its owner's UID and replica slot, so that an
+//! operator that restarts finds (and adopts or deletes) what it created before.
+//!
+//! [`memory::MemoryCloud`] is the in-memory implementation the tests and a local run use. The real
+//! AWS, Azure and GCP providers are later work (a later issue).
+
+use std::collections::BTreeMap;
+
+use engine::{FailureCause, Market, Provider};
+use futures::future::BoxFuture;
+
+pub mod memory;
+
+/// What a provider call can fail with.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// The offer has no capacity now (EC2 `InsufficientInstanceCapacity`).
+    #[error("insufficient capacity: {0}")]
+    InsufficientCapacity(String),
+    /// The API throttled the call.
+    #[error("throttled: {0}")]
+    Throttled(String),
+    /// The API answered with an error (including a region that is down).
+    #[error("API error: {0}")]
+    Api(String),
+    /// The client token was used before for a different request (EC2 `IdempotentParameterMismatch`).
+    #[error("client token {0} was used for a different request")]
+    TokenMismatch(String),
+}
+
+impl ProviderError {
+    /// The engine's reading of a failed create call.
+    pub fn failure_cause(&self) -> FailureCause {
+        match self {
+            ProviderError::InsufficientCapacity(_) => FailureCause::InsufficientCapacity,
+            ProviderError::Throttled(_) => FailureCause::Throttled,
+            ProviderError::Api(_) | ProviderError::TokenMismatch(_) => FailureCause::ApiError,
+        }
+    }
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ProviderError::InsufficientCapacity(_) => "insufficient-capacity",
+            ProviderError::Throttled(_) => "throttled",
+            ProviderError::Api(_) => "api",
+            ProviderError::TokenMismatch(_) => "token-mismatch",
+        }
+    }
+}
+
+/// Result of a provider call.
+pub type ProviderResult<T> = Result<T, ProviderError>;
+
+/// What a provider sells: its regions, instance types and offers, from which the engine's
+/// `Catalog` is built ([`crate::catalog`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CloudCatalog {
+    /// Regions.
+    pub regions: Vec<RegionInfo>,
+    /// Machine shapes.
+    pub instance_types: Vec<InstanceTypeInfo>,
+    /// What can be bought where.
+    pub offers: Vec<OfferInfo>,
+}
+
+/// A region.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegionInfo {
+    /// Unique name (`aws-us-east-1`).
+    pub name: String,
+    /// Other names manifests use for it (`aws-us-east`).
+    pub aliases: Vec<String>,
+    /// Who runs it.
+    pub provider: Provider,
+    /// Its zones.
+    pub zones: Vec<String>,
+    /// Latitude and longitude, degrees (for latency).
+    pub location: (f64, f64),
+    /// Grid carbon intensity, gCO2e/kWh.
+    pub carbon_g_per_kwh: f64,
+}
+
+/// An instance type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceTypeInfo {
+    /// Provider's name (`m5.large`).
+    pub name: String,
+    /// vCPUs.
+    pub vcpu: u32,
+    /// Memory, GiB.
+    pub memory_gib: f64,
+    /// GPUs.
+    pub gpu: u32,
+}
+
+/// An instance type sold in one zone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OfferInfo {
+    /// Region name.
+    pub region: String,
+    /// Zone name.
+    pub zone: String,
+    /// Instance type name.
+    pub instance_type: String,
+    /// On-demand $/h.
+    pub on_demand_per_h: f64,
+    /// Spot $/h, if there is a spot market.
+    pub spot_per_h: Option<f64>,
+    /// Instances that can run at once, as far as the provider tells (quotas).
+    pub capacity: u32,
+}
+
+/// A current price.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PriceQuote {
+    /// Region name.
+    pub region: String,
+    /// Zone name.
+    pub zone: String,
+    /// Instance type name.
+    pub instance_type: String,
+    /// Market.
+    pub market: Market,
+    /// $/h.
+    pub price_per_h: f64,
+}
+
+/// A create call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CreateRequest {
+    /// Idempotency token: the same token never creates a second instance.
+    pub client_token: String,
+    /// UID of the owning Kubernetes object (a tag on the instance).
+    pub owner_uid: String,
+    /// Replica slot (a tag on the instance).
+    pub slot: u32,
+    /// Region name.
+    pub region: String,
+    /// Zone name.
+    pub zone: String,
+    /// Instance type name.
+    pub instance_type: String,
+    /// Market.
+    pub market: Market,
+    /// Further tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Life of a cloud instance, as a provider reports it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum InstanceState {
+    /// Being created and booted.
+    Pending,
+    /// Up.
+    Running,
+    /// A spot instance that will be reclaimed at this time (ms since the Unix epoch).
+    Interrupting {
+        /// When.
+        at_ms: u64,
+    },
+    /// Gone without being asked to: the cloud says why.
+    Lost(FailureCause),
+    /// Deleted on request (or shutting down after the request).
+    Terminated,
+}
+
+/// A cloud instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CloudInstance {
+    /// The provider's id.
+    pub id: String,
+    /// The token it was created with.
+    pub client_token: String,
+    /// Owner UID tag.
+    pub owner_uid: String,
+    /// Slot tag.
+    pub slot: u32,
+    /// Region name.
+    pub region: String,
+    /// Zone name.
+    pub zone: String,
+    /// Instance type.
+    pub instance_type: String,
+    /// Market.
+    pub market: Market,
+    /// State.
+    pub state: InstanceState,
+}
+
+impl CloudInstance {
+    /// Whether the instance still exists or may come back (anything but terminated).
+    pub fn is_live(&self) -> bool {
+        !matches!(self.state, InstanceState::Terminated)
+    }
+}
+
+/// A cloud (or several behind one front): the operations the controller needs.
+///
+/// Every method is safe to call again after a timeout: `create` is idempotent on its client
+/// token, `delete` of an instance already gone succeeds.
+pub trait CloudProvider: Send + Sync {
+    /// Regions, instance types and offers.
+    fn catalog(&self) -> BoxFuture<'_, ProviderResult<CloudCatalog>>;
+    /// Creates an instance, or returns the one created before with the same client token.
+    fn create(&self, request: CreateRequest) -> BoxFuture<'_, ProviderResult<CloudInstance>>;
+    /// One instance, `None` if the provider does not know it.
+    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ProviderResult<Option<CloudInstance>>>;
+    /// Deletes an instance; succeeds if it is already gone.
+    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ProviderResult<()>>;
+    /// Every instance tagged with this owner UID, terminated ones included while the provider
+    /// still reports them.
+    fn list<'a>(&'a self, owner_uid: &'a str) -> BoxFuture<'a, ProviderResult<Vec<CloudInstance>>>;
+    /// Current prices of every offer and market.
+    fn prices(&self) -> BoxFuture<'_, ProviderResult<Vec<PriceQuote>>>;
+    /// Names of the regions the provider reports unhealthy now.
+    fn unhealthy_regions(&self) -> BoxFuture<'_, ProviderResult<Vec<String>>>;
+}

@@ -1,0 +1,9 @@
+//! The operator's integration tests: one binary, a module per topic.
+
+mod common;
+mod controller;
+mod crds;
+mod equivalence;
+mod http;
+mod tracker;
+mod translate;
