@@ -23,9 +23,10 @@ use engine::{EngineConfig, SimTime};
 use futures::StreamExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
@@ -35,7 +36,7 @@ use crate::crd::multicloudvm::{FINALIZER, MultiCloudVM, MultiCloudVMStatus};
 use crate::crd::{Condition, VMTemplate, merge_conditions};
 use crate::metrics::{ControllerLabels, DecisionLabels, DeploymentLabels, ErrorLabels, Metrics, VmLabels};
 use crate::provider::CloudProvider;
-use crate::tracker::{GROUP, StepReport, Tracker};
+use crate::tracker::{GROUP, Notice, StepReport, Tracker};
 use crate::translate::{self, Problem};
 use crate::{Error, Result};
 
@@ -79,6 +80,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Set once the controller watches.
     pub ready: Arc<AtomicBool>,
+    recorder: Recorder,
     catalog: OnceCell<Arc<CatalogIndex>>,
     trackers: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<Tracker>>>>,
     failures: Mutex<BTreeMap<String, u32>>,
@@ -93,7 +95,9 @@ impl Context {
         config: Config,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let reporter = Reporter { controller: config.field_manager.clone(), instance: None };
         Context {
+            recorder: Recorder::new(client.clone(), reporter),
             client,
             cloud,
             clock,
@@ -262,6 +266,7 @@ async fn apply(obj: Arc<MultiCloudVM>, ctx: &Context) -> Result<Action> {
     let step = t.step(now, translated.as_ref().ok(), ctx.cloud.as_ref()).await;
     ctx.write_log(&uid, &mut t);
     let report = step?;
+    let notices = t.take_notices();
     count_provider_calls(&ctx.metrics, &report);
     let status = status_of(&obj, &mut t, &translated, now);
     record_gauges(&ctx.metrics, &key, &status);
@@ -274,7 +279,27 @@ async fn apply(obj: Arc<MultiCloudVM>, ctx: &Context) -> Result<Action> {
     let api: Api<MultiCloudVM> = Api::namespaced(ctx.client.clone(), &ns);
     let patch = serde_json::json!({ "apiVersion": "novacron.io/v1", "kind": "MultiCloudVM", "status": status });
     api.patch_status(&name, &PatchParams::apply(&ctx.config.field_manager).force(), &Patch::Apply(&patch)).await?;
+    publish(ctx, &obj, notices).await;
     Ok(Action::requeue(requeue))
+}
+
+/// Kubernetes Events for the notable decisions (failovers, migrations, restores, refusals). A
+/// failure to publish is logged, never fails the reconcile.
+async fn publish(ctx: &Context, obj: &MultiCloudVM, notices: Vec<Notice>) {
+    let reference = obj.object_ref(&());
+    for n in notices {
+        let event = KubeEvent {
+            type_: if n.warning { EventType::Warning } else { EventType::Normal },
+            reason: n.reason.to_owned(),
+            note: Some(n.note),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        ctx.metrics.events.get_or_create(&DecisionLabels { action: n.reason.to_owned() }).inc();
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            warn!("cannot publish event {} for {}: {e}", n.reason, obj.name_any());
+        }
+    }
 }
 
 fn count_provider_calls(m: &Metrics, r: &StepReport) {
@@ -292,12 +317,15 @@ fn record_gauges(m: &Metrics, key: &str, s: &MultiCloudVMStatus) {
     if let Some(h) = &s.health {
         m.replicas.get_or_create(&d).set(i64::from(h.replicas));
         m.serving.get_or_create(&d).set(i64::from(h.serving));
+        m.unhealthy_regions.get_or_create(&d).set(h.unhealthy_regions.len() as i64);
     }
     if let Some(c) = &s.total_cost {
         m.hourly_cost.get_or_create(&d).set(c.hourly_cost);
+        m.total_cost.get_or_create(&d).set(c.total_cost);
     }
     if let Some(mig) = &s.migration {
         m.failovers.get_or_create(&d).set(i64::from(mig.failovers));
+        m.migrations.get_or_create(&d).set(i64::from(mig.migrations));
     }
     let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
     for p in ["aws", "azure", "gcp", "onprem"] {
@@ -331,7 +359,7 @@ fn status_of(
     let running = t.applied().is_some();
     let ready = if !running {
         Condition::new("Ready", false, "InvalidSpec", "nothing is deployed until the spec is fixed", generation)
-    } else if health.replicas > 0 && health.serving >= health.replicas {
+    } else if health.serving >= health.replicas {
         let m = format!("{} of {} replicas serving", health.serving, health.replicas);
         Condition::new("Ready", true, "AllReplicasServing", m, generation)
     } else {

@@ -90,6 +90,14 @@ pub struct Metrics {
     pub hourly_cost: Family<DeploymentLabels, Gauge<f64, AtomicU64>>,
     /// Failovers decided per deployment.
     pub failovers: Family<DeploymentLabels, Gauge>,
+    /// Replica migrations completed per deployment.
+    pub migrations: Family<DeploymentLabels, Gauge>,
+    /// Spent so far per deployment, $.
+    pub total_cost: Family<DeploymentLabels, Gauge<f64, AtomicU64>>,
+    /// Regions the provider reports unhealthy, as a deployment's tracker last saw them.
+    pub unhealthy_regions: Family<DeploymentLabels, Gauge>,
+    /// Kubernetes Events published, by reason.
+    pub events: Family<DecisionLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -107,6 +115,10 @@ impl Default for Metrics {
             serving: Family::default(),
             hourly_cost: Family::default(),
             failovers: Family::default(),
+            migrations: Family::default(),
+            total_cost: Family::default(),
+            unhealthy_regions: Family::default(),
+            events: Family::default(),
         }
     }
 }
@@ -127,6 +139,10 @@ impl Metrics {
         r.register("deployment_serving_replicas", "Replicas serving at a healthy location", self.serving.clone());
         r.register("deployment_hourly_cost_usd", "Spend rate, $/h", self.hourly_cost.clone());
         r.register("deployment_failovers", "Failovers decided since the operator started", self.failovers.clone());
+        r.register("deployment_migrations", "Replica migrations completed", self.migrations.clone());
+        r.register("deployment_cost_usd", "Spent since the operator started tracking, $", self.total_cost.clone());
+        r.register("deployment_unhealthy_regions", "Regions reported unhealthy", self.unhealthy_regions.clone());
+        r.register("events_published", "Kubernetes Events published, by reason", self.events.clone());
         self
     }
 
@@ -144,6 +160,9 @@ impl Metrics {
         self.serving.remove(&d);
         self.hourly_cost.remove(&d);
         self.failovers.remove(&d);
+        self.migrations.remove(&d);
+        self.total_cost.remove(&d);
+        self.unhealthy_regions.remove(&d);
         // `vms` is cleared per deployment by the controller when it rewrites them.
     }
 }

@@ -63,6 +63,17 @@ struct Bound {
     created_at: SimTime,
 }
 
+/// A decision worth a Kubernetes Event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notice {
+    /// CamelCase reason (`FailedOver`, `Migrated`, `Restoring`, `SpecRejected`).
+    pub reason: &'static str,
+    /// What happened, for a person.
+    pub note: String,
+    /// A warning rather than a normal event.
+    pub warning: bool,
+}
+
 /// What one step did with the provider, for metrics.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StepReport {
@@ -101,6 +112,7 @@ pub struct Tracker {
     migrations: u32,
     billed: BTreeMap<&'static str, f64>,
     rejected: Option<String>,
+    notices: Vec<Notice>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -141,6 +153,7 @@ impl Tracker {
             migrations: 0,
             billed: BTreeMap::new(),
             rejected: None,
+            notices: Vec::new(),
         })
     }
 
@@ -157,6 +170,11 @@ impl Tracker {
     /// Decision-log records since the last call.
     pub fn take_records(&mut self) -> Vec<Record> {
         std::mem::take(&mut self.records)
+    }
+
+    /// Decisions worth a Kubernetes Event since the last call.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
     }
 
     /// When the engine next wants to be woken, if it has a timer.
@@ -352,16 +370,41 @@ impl Tracker {
                 }
                 Action::FailOver { from, to, reason, .. } => {
                     self.failovers += 1;
-                    self.last_failover = Some(Failover {
+                    let f = Failover {
                         from: self.index.region_name(from).to_owned(),
                         to: self.index.region_name(to).to_owned(),
                         reason: move_reason(&reason),
                         at: rfc3339(now),
-                    });
+                    };
+                    let warning = !matches!(reason, engine::MoveReason::Failback | engine::MoveReason::Cost);
+                    let note = format!("moving from {} to {} ({})", f.from, f.to, f.reason);
+                    self.notices.push(Notice { reason: "FailedOver", note, warning });
+                    self.last_failover = Some(f);
                 }
-                Action::Migrated { .. } => self.migrations += 1,
-                Action::DeploymentRejected { message, .. } => self.rejected = Some(message),
-                Action::Reject { .. } | Action::Restoring { .. } | Action::BackupCompleted { .. } => {}
+                Action::Migrated { vm, kind, from, to, downtime, .. } => {
+                    self.migrations += 1;
+                    let note = format!(
+                        "replica {} moved from {} to {} by {kind:?} migration, {downtime} down",
+                        vm.0 & 0xff_ffff,
+                        self.index.region_name(from),
+                        self.index.region_name(to)
+                    );
+                    self.notices.push(Notice { reason: "Migrated", note, warning: false });
+                }
+                Action::Restoring { vm, from, recovery_point, .. } => {
+                    let point = recovery_point.map_or("nothing restorable".to_owned(), rfc3339);
+                    let note = format!(
+                        "replica {} lost with {} is restored from backup (recovery point: {point})",
+                        vm.0 & 0xff_ffff,
+                        self.index.region_name(from)
+                    );
+                    self.notices.push(Notice { reason: "Restoring", note, warning: true });
+                }
+                Action::DeploymentRejected { message, .. } => {
+                    self.notices.push(Notice { reason: "SpecRejected", note: message.clone(), warning: true });
+                    self.rejected = Some(message);
+                }
+                Action::Reject { .. } | Action::BackupCompleted { .. } => {}
             }
         }
     }

@@ -85,6 +85,10 @@ pub struct Harness {
     pub api: ApiServer,
     pub cloud: Arc<MemoryCloud>,
     pub clock: Arc<ManualClock>,
+    /// Events the operator published (events.k8s.io/v1 JSON).
+    pub events: Vec<serde_json::Value>,
+    /// The metrics registry.
+    pub registry: prometheus_client::registry::Registry,
 }
 
 impl Harness {
@@ -100,15 +104,28 @@ impl Harness {
         let mut registry = prometheus_client::registry::Registry::default();
         let metrics = Arc::new(Metrics::default().register(&mut registry));
         let ctx = Arc::new(Context::new(client, cloud.clone(), clock.clone(), config, metrics));
-        Harness { ctx, api: ApiServer(handle), cloud, clock }
+        Harness { ctx, api: ApiServer(handle), cloud, clock, events: Vec::new(), registry }
     }
 
     /// Reconciles a finalized object once, answering its status patch; returns the action and the
     /// status written (and `obj` gets that status, as the API server would keep it).
+    /// Kubernetes Events published after the status patch are answered and kept in `events`.
     pub async fn apply(&mut self, obj: &mut MultiCloudVM) -> (Action, MultiCloudVMStatus) {
-        let task = tokio::spawn(reconcile(Arc::new(obj.clone()), self.ctx.clone()));
+        let mut task = tokio::spawn(reconcile(Arc::new(obj.clone()), self.ctx.clone()));
         let status = self.api.status_patch(obj).await;
-        let action = task.await.expect("reconcile task").expect("reconcile succeeds");
+        let action = loop {
+            tokio::select! {
+                done = &mut task => break done.expect("reconcile task").expect("reconcile succeeds"),
+                req = self.api.0.next_request() => {
+                    let (req, send) = req.expect("a request");
+                    assert_eq!(req.method(), Method::POST);
+                    assert_eq!(req.uri().path(), "/apis/events.k8s.io/v1/namespaces/default/events");
+                    let body = req.into_body().collect_bytes().await.expect("body");
+                    self.events.push(serde_json::from_slice(&body).expect("an event"));
+                    send.send_response(Response::new(Body::from(body)));
+                }
+            }
+        };
         obj.status = Some(status.clone());
         (action, status)
     }

@@ -217,6 +217,24 @@ async fn outage_reported_by_the_provider_fails_over_to_the_secondary() {
     assert_eq!(live.len(), 2, "the lost AWS instances are deleted: {live:?}");
     assert!(live.iter().all(|i| i.region == "azure-eastus"));
     assert!((s.total_cost.as_ref().expect("cost").hourly_cost - 0.192).abs() < 1e-12);
+    // The failover is also a Kubernetes Event on the object.
+    assert_eq!(h.events.len(), 1);
+    let ev = &h.events[0];
+    assert_eq!((ev["type"].as_str(), ev["reason"].as_str()), (Some("Warning"), Some("FailedOver")));
+    assert_eq!(ev["note"], "moving from aws-us-east-1 to azure-eastus (unhealthy)");
+    assert_eq!(ev["regarding"]["name"], "web");
+    assert_eq!(ev["reportingController"], "novacron-operator");
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &h.registry).expect("metrics encode");
+    for line in [
+        "novacron_deployment_failovers{deployment=\"default/web\"} 1",
+        "novacron_deployment_unhealthy_regions{deployment=\"default/web\"} 1",
+        "novacron_events_published_total{action=\"FailedOver\"} 1",
+        "novacron_vms{deployment=\"default/web\",provider=\"azure\",state=\"Provisioning\"} 2",
+        "novacron_vms{deployment=\"default/web\",provider=\"aws\",state=\"Running\"} 0",
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
 
     h.cloud.boot_all();
     h.clock.advance(SimDuration::from_secs(30));
@@ -363,14 +381,19 @@ async fn run_watches_and_reconciles_through_the_controller() {
         match (req.method().as_str(), req.uri().path()) {
             ("GET", "/apis/novacron.io/v1/multicloudvms") if query.contains("watch=true") => watches.push(send),
             ("GET", "/apis/novacron.io/v1/multicloudvms") => {
-                send.send_response(http::Response::new(kube::client::Body::from(serde_json::to_vec(&list).expect("json"))));
+                send.send_response(http::Response::new(kube::client::Body::from(
+                    serde_json::to_vec(&list).expect("json"),
+                )));
             }
             ("PATCH", "/apis/novacron.io/v1/namespaces/default/multicloudvms/web/status") => {
                 let body = req.into_body().collect_bytes().await.expect("body");
                 let patch: serde_json::Value = serde_json::from_slice(&body).expect("json");
-                let s: operator::crd::MultiCloudVMStatus = serde_json::from_value(patch["status"].clone()).expect("status");
+                let s: operator::crd::MultiCloudVMStatus =
+                    serde_json::from_value(patch["status"].clone()).expect("status");
                 let answer = obj.clone().with_status(s.clone());
-                send.send_response(http::Response::new(kube::client::Body::from(serde_json::to_vec(&answer).expect("json"))));
+                send.send_response(http::Response::new(kube::client::Body::from(
+                    serde_json::to_vec(&answer).expect("json"),
+                )));
                 status = Some(s);
                 break;
             }
