@@ -80,6 +80,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Set once the controller watches.
     pub ready: Arc<AtomicBool>,
+    /// Whether this replica may act (true unless leader election says otherwise): a reconcile
+    /// that starts while it is false does nothing.
+    pub acting: Arc<AtomicBool>,
     recorder: Recorder,
     catalog: OnceCell<Arc<CatalogIndex>>,
     trackers: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<Tracker>>>>,
@@ -104,6 +107,7 @@ impl Context {
             config,
             metrics,
             ready: Arc::new(AtomicBool::new(false)),
+            acting: Arc::new(AtomicBool::new(true)),
             catalog: OnceCell::new(),
             trackers: Mutex::new(BTreeMap::new()),
             failures: Mutex::new(BTreeMap::new()),
@@ -177,6 +181,10 @@ impl Context {
 
 /// Reconciles one MultiCloudVM.
 pub async fn reconcile(obj: Arc<MultiCloudVM>, ctx: Arc<Context>) -> Result<Action> {
+    if !ctx.acting.load(Ordering::SeqCst) {
+        // Not the leader (any more): another replica acts.
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
     let labels = ControllerLabels { controller: CONTROLLER.into() };
     ctx.metrics.reconciles.get_or_create(&labels).inc();
@@ -405,11 +413,13 @@ async fn cleanup(obj: Arc<MultiCloudVM>, ctx: &Context) -> Result<Action> {
     Ok(Action::await_change())
 }
 
-/// Runs the controller until a signal stops it. Fails early if the CRD is not installed.
+/// Runs the controller until a signal stops it, without leader election (one replica only).
+/// Fails early if the CRD is not installed.
 pub async fn run(ctx: Arc<Context>) -> Result<()> {
     let api = Api::<MultiCloudVM>::all(ctx.client.clone());
     api.list(&ListParams::default().limit(1)).await?;
     ctx.ready.store(true, Ordering::SeqCst);
+    ctx.metrics.leader.set(1);
     Controller::new(api, watcher::Config::default().any_semantic())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx.clone())
@@ -421,5 +431,79 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
         })
         .await;
     ctx.ready.store(false, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Runs the controller only while this replica holds the leader Lease, until `shutdown`
+/// completes. Fails early if the CRD is not installed.
+///
+/// A standby waits. When `elector` takes the Lease the controller starts (fresh engines, which
+/// adopt what the previous leader created); when the term ends (a renewal missed its deadline,
+/// or another replica holds the Lease) the controller is dropped at once, cancelling the
+/// reconciles in flight (cloud calls are idempotent on their client tokens, so a cancelled create
+/// is adopted later), its engines are forgotten and the replica stands by again. On `shutdown`
+/// the leader finishes the reconciles in flight, then releases the Lease.
+pub async fn run_elected(
+    ctx: Arc<Context>,
+    elector: crate::leader::LeaderElector,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let api = Api::<MultiCloudVM>::all(ctx.client.clone());
+    api.list(&ListParams::default().limit(1)).await?;
+    ctx.acting.store(false, Ordering::SeqCst);
+    ctx.metrics.leader.set(0);
+    ctx.ready.store(true, Ordering::SeqCst);
+    let identity = elector.config().identity.clone();
+    let (tx, mut leading) = tokio::sync::watch::channel(false);
+    let election = tokio::spawn(elector.run(tx));
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        stop_tx.send_replace(true);
+        // Keep the sender, so that receivers never see it closed.
+        std::future::pending::<()>().await;
+    });
+    loop {
+        let mut stopped = stop.clone();
+        tokio::select! {
+            r = leading.wait_for(|l| *l) => if r.is_err() { break },
+            _ = stopped.wait_for(|s| *s) => break,
+        }
+        ctx.acting.store(true, Ordering::SeqCst);
+        ctx.metrics.leader.set(1);
+        ctx.metrics.leader_terms.inc();
+        info!("{identity}: leading; the controller starts");
+        let mut trigger = stop.clone();
+        let controller = Controller::new(api.clone(), watcher::Config::default().any_semantic())
+            .graceful_shutdown_on(async move {
+                let _ = trigger.wait_for(|s| *s).await;
+            })
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(|res| async move {
+                match res {
+                    Ok((o, _)) => tracing::debug!("reconciled {}", o.name),
+                    Err(e) => warn!("controller: {e}"),
+                }
+            });
+        let lost = tokio::select! {
+            () = controller => false,
+            _ = leading.wait_for(|l| !*l) => true,
+        };
+        ctx.acting.store(false, Ordering::SeqCst);
+        ctx.metrics.leader.set(0);
+        ctx.forget_all();
+        if !lost {
+            break;
+        }
+        warn!("{identity}: no longer leading; the controller stopped, standing by");
+    }
+    ctx.ready.store(false, Ordering::SeqCst);
+    // Dropping the receiver ends the election, which releases the Lease if held.
+    drop(leading);
+    match tokio::time::timeout(Duration::from_secs(10), election).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => warn!("leader election task: {e}"),
+        Err(_) => warn!("leader election did not end in 10 s"),
+    }
     Ok(())
 }

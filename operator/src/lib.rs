@@ -28,12 +28,17 @@
 //! A finalizer keeps every MultiCloudVM until all its cloud instances are deleted. Create calls
 //! are idempotent on a client token derived from the object's UID, and an operator that restarts
 //! adopts the instances it finds rather than creating new ones (see [`tracker`]).
+//!
+//! Of several replicas only one acts: [`leader`] elects it on a `coordination.k8s.io/v1` Lease,
+//! and [`controller::run_elected`] runs the controller only during its term, which ends at the
+//! renew deadline if renewals fail, before any other replica may take the Lease over.
 
 pub mod catalog;
 pub mod clock;
 pub mod controller;
 pub mod crd;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod provider;
 pub mod tracker;

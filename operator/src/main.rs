@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use operator::clock::SystemClock;
 use operator::controller::{self, Config, Context};
 use operator::http::{HttpState, router};
+use operator::leader::{self, LeaderConfig, LeaderElector};
 use operator::metrics::Metrics;
 use operator::provider::memory::MemoryCloud;
 
@@ -24,21 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Reconcile MultiCloudVMs in the cluster of the current kubeconfig.
-    Run {
-        /// Address of /metrics, /healthz and /readyz.
-        #[arg(long, default_value = "0.0.0.0:8080")]
-        listen: SocketAddr,
-        /// The cloud: only `memory` (an in-memory cloud with the seed manifest's regions,
-        /// instances booting at once) exists yet.
-        #[arg(long, default_value = "memory")]
-        provider: String,
-        /// Longest time between two reconciles of an object, such as "30s".
-        #[arg(long, default_value = "30s")]
-        poll: String,
-        /// Append every engine event and its actions to this file (JSON lines).
-        #[arg(long)]
-        decision_log: Option<PathBuf>,
-    },
+    Run(Box<RunArgs>),
     /// Write the CRDs (YAML) into a folder, or print them.
     Crdgen {
         /// Folder to write one file per CRD into; prints all to stdout if absent.
@@ -47,12 +34,82 @@ enum Command {
     },
 }
 
+/// `operator run`.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// The cloud: only `memory` (an in-memory cloud with the seed manifest's regions,
+    /// instances booting at once) exists yet.
+    #[arg(long, default_value = "memory")]
+    provider: String,
+    /// Longest time between two reconciles of an object, such as "30s".
+    #[arg(long, default_value = "30s")]
+    poll: String,
+    /// Append every engine event and its actions to this file (JSON lines).
+    #[arg(long)]
+    decision_log: Option<PathBuf>,
+    #[command(flatten)]
+    election: ElectionArgs,
+}
+
+/// Leader election flags.
+#[derive(clap::Args)]
+struct ElectionArgs {
+    /// Act only while holding a coordination.k8s.io/v1 Lease, so that of several replicas only
+    /// one acts; `--leader-election=false` for a single replica without a Lease.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, default_value = "novacron-operator")]
+    lease_name: String,
+    /// Namespace of the Lease [default: $POD_NAMESPACE, else the kubeconfig's namespace].
+    #[arg(long)]
+    lease_namespace: Option<String>,
+    /// This replica's identity [default: $POD_NAME, else <hostname>-<pid>].
+    #[arg(long)]
+    leader_identity: Option<String>,
+    /// How long a Lease not renewed stays its holder's (whole seconds).
+    #[arg(long, default_value = "15s")]
+    lease_duration: String,
+    /// How long the leader keeps acting without a successful renewal.
+    #[arg(long, default_value = "10s")]
+    renew_deadline: String,
+    /// Time between two renewals, or two attempts of a standby.
+    #[arg(long, default_value = "2s")]
+    retry_period: String,
+}
+
+fn duration_arg(flag: &str, text: &str) -> anyhow::Result<Duration> {
+    let d = engine::SimDuration::parse(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))?;
+    Ok(Duration::from_millis(d.as_millis()))
+}
+
+/// Completes on Ctrl+C or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_target(false).init();
     match Cli::parse().command {
         Command::Crdgen { out } => crdgen(out),
-        Command::Run { listen, provider, poll, decision_log } => {
+        Command::Run(args) => {
+            let RunArgs { listen, provider, poll, decision_log, election } = *args;
             if provider != "memory" {
                 bail!("unknown provider {provider:?}: only \"memory\" exists yet (AWS, Azure and GCP are later work)");
             }
@@ -72,7 +129,26 @@ async fn main() -> anyhow::Result<()> {
             let state = HttpState { registry: Arc::new(registry), ready: ctx.ready.clone() };
             let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("bind {listen}"))?;
             tokio::spawn(async move { axum::serve(listener, router(state)).await });
-            controller::run(ctx).await.context("controller (is the CRD installed? `kubectl apply -f deploy/crds/`)")?;
+            let crd_hint = "controller (is the CRD installed? `kubectl apply -f deploy/crds/`)";
+            if !election.leader_election {
+                tracing::warn!("leader election is off: run a single replica");
+                controller::run(ctx).await.context(crd_hint)?;
+                return Ok(());
+            }
+            let namespace = election
+                .lease_namespace
+                .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+                .unwrap_or_else(|| ctx.client.default_namespace().to_owned());
+            let identity = election.leader_identity.unwrap_or_else(leader::default_identity);
+            let config = LeaderConfig {
+                lease_duration: duration_arg("lease-duration", &election.lease_duration)?,
+                renew_deadline: duration_arg("renew-deadline", &election.renew_deadline)?,
+                retry_period: duration_arg("retry-period", &election.retry_period)?,
+                ..LeaderConfig::new(&election.lease_name, &namespace, &identity)
+            };
+            let elector = LeaderElector::new(ctx.client.clone(), config, Arc::new(SystemClock))?;
+            tracing::info!("leader election on lease {namespace}/{} as {identity}", election.lease_name);
+            controller::run_elected(ctx, elector, shutdown_signal()).await.context(crd_hint)?;
             Ok(())
         }
     }

@@ -98,6 +98,10 @@ pub struct Metrics {
     pub unhealthy_regions: Family<DeploymentLabels, Gauge>,
     /// Kubernetes Events published, by reason.
     pub events: Family<DecisionLabels, Counter>,
+    /// 1 while this replica holds the leader Lease (or runs without election), else 0.
+    pub leader: Gauge,
+    /// Terms as leader started.
+    pub leader_terms: Counter,
 }
 
 impl Default for Metrics {
@@ -119,6 +123,8 @@ impl Default for Metrics {
             total_cost: Family::default(),
             unhealthy_regions: Family::default(),
             events: Family::default(),
+            leader: Gauge::default(),
+            leader_terms: Counter::default(),
         }
     }
 }
@@ -143,6 +149,8 @@ impl Metrics {
         r.register("deployment_cost_usd", "Spent since the operator started tracking, $", self.total_cost.clone());
         r.register("deployment_unhealthy_regions", "Regions reported unhealthy", self.unhealthy_regions.clone());
         r.register("events_published", "Kubernetes Events published, by reason", self.events.clone());
+        r.register("leader", "1 while this replica leads (holds the Lease), else 0", self.leader.clone());
+        r.register("leader_terms", "Terms as leader started", self.leader_terms.clone());
         self
     }
 

@@ -5,5 +5,6 @@ mod controller;
 mod crds;
 mod equivalence;
 mod http;
+mod leader;
 mod tracker;
 mod translate;
