@@ -43,7 +43,8 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::client::Body;
 use kube::{Client, Resource, ResourceExt};
 use operator::clock::ManualClock;
@@ -138,6 +139,9 @@ fn k8s_round_trip(doc: &Value, origin: &str) {
         "ConfigMap" => rt::<ConfigMap>(doc, origin),
         "ClusterRole" => rt::<ClusterRole>(doc, origin),
         "ClusterRoleBinding" => rt::<ClusterRoleBinding>(doc, origin),
+        "Role" => rt::<Role>(doc, origin),
+        "RoleBinding" => rt::<RoleBinding>(doc, origin),
+        "PodDisruptionBudget" => rt::<PodDisruptionBudget>(doc, origin),
         _ => return,
     };
     if let Some(d) = first_difference(&normalise(doc), &normalise(&back), "") {
@@ -145,7 +149,8 @@ fn k8s_round_trip(doc: &Value, origin: &str) {
     }
 }
 
-/// The (API group, resource, verb) triples a list of RBAC rules grants.
+/// The (API group, resource, verb) triples a list of RBAC rules grants; a rule limited to some
+/// objects grants `resource[name]` for each.
 fn granted(rules: &Value) -> BTreeSet<(String, String, String)> {
     let mut out = BTreeSet::new();
     for rule in rules.as_array().expect("rules") {
@@ -155,12 +160,17 @@ fn granted(rules: &Value) -> BTreeSet<(String, String, String)> {
                 .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
                 .unwrap_or_default()
         };
-        assert!(rule.get("resourceNames").is_none() && rule.get("nonResourceURLs").is_none(), "{rule}");
+        assert!(rule.get("nonResourceURLs").is_none(), "{rule}");
+        let names = strings("resourceNames");
         for g in strings("apiGroups") {
             for r in strings("resources") {
                 for v in strings("verbs") {
                     assert!(g != "*" && r != "*" && v != "*", "no wildcards in a least-privilege role: {rule}");
-                    out.insert((g.clone(), r.clone(), v));
+                    if names.is_empty() {
+                        out.insert((g.clone(), r.clone(), v));
+                    } else {
+                        out.extend(names.iter().map(|n| (g.clone(), format!("{r}[{n}]"), v.clone())));
+                    }
                 }
             }
         }
@@ -231,6 +241,17 @@ fn authorization(call: &Call) -> (String, String, String, bool) {
     (group.to_owned(), resource, verb.to_owned(), namespaced)
 }
 
+/// What a call needs granted: (group, resource, verb), where a call on one Lease (which a Role
+/// can limit to its name) needs `leases[name]`.
+fn needed(call: &Call) -> (String, String, String) {
+    let (group, resource, verb, _) = authorization(call);
+    let name = call.path.rsplit_once("/leases/").map(|(_, n)| n.to_owned());
+    match name {
+        Some(n) if resource == "leases" => (group, format!("leases[{n}]"), verb),
+        _ => (group, resource, verb),
+    }
+}
+
 #[derive(Default)]
 struct ApiState {
     calls: Vec<Call>,
@@ -238,6 +259,8 @@ struct ApiState {
     objects: BTreeMap<String, Value>,
     /// The VMTemplate the API server holds.
     template: Value,
+    /// Leases by name.
+    leases: BTreeMap<String, Value>,
 }
 
 fn json_response(v: &Value) -> http::Response<Body> {
@@ -285,6 +308,18 @@ async fn api_server(
                 }
                 ("events", "create" | "patch") => {
                     Some(json_response(&serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null)))
+                }
+                ("leases", "get") => {
+                    let lease = call.path.rsplit('/').next().unwrap_or_default();
+                    Some(s.leases.get(lease).map(json_response).unwrap_or_else(not_found))
+                }
+                ("leases", "create" | "update") => {
+                    let mut lease: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let version = s.leases.len() + s.calls.len();
+                    lease["metadata"]["resourceVersion"] = json!(version.to_string());
+                    let name = lease["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+                    s.leases.insert(name, lease.clone());
+                    Some(json_response(&lease))
                 }
                 _ => Some(not_found()),
             }
@@ -349,14 +384,38 @@ async fn run_scenario() -> Scenario {
     };
     let reconcile = |o: &MultiCloudVM| controller::reconcile(Arc::new(o.clone()), ctx.clone());
 
-    // run(): the CRD check, then the watcher's list and watch over every namespace.
-    let runner = tokio::spawn(controller::run(ctx.clone()));
+    // run_elected(): the CRD check, the Lease taken (created), the watcher's list and watch over
+    // every namespace, the Lease renewed (updated), and on shutdown released (updated).
+    let lease = operator::leader::LeaderConfig {
+        retry_period: Duration::from_millis(50),
+        ..operator::leader::LeaderConfig::new("novacron-operator", "default", "replica-a")
+    };
+    let elector = operator::leader::LeaderElector::new(ctx.client.clone(), lease, clock.clone()).expect("elector");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = tokio::spawn(controller::run_elected(ctx.clone(), elector, async move {
+        let _ = stopped.await;
+    }));
     let started = Instant::now();
-    while !state.lock().expect("state").calls.iter().any(|c| authorization(c).2 == "watch") {
-        assert!(started.elapsed() < Duration::from_secs(10), "run() never watched");
+    let seen = |verb: &str, resource: &str| {
+        state.lock().expect("state").calls.iter().any(|c| {
+            let (_, r, v, _) = authorization(c);
+            v == verb && r == resource
+        })
+    };
+    while !(seen("watch", "multicloudvms") && seen("update", "leases")) {
+        assert!(started.elapsed() < Duration::from_secs(10), "run_elected() never led, watched and renewed");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    runner.abort();
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), runner)
+        .await
+        .expect("shutdown in time")
+        .expect("task")
+        .expect("run_elected");
+    let released = state.lock().expect("state").leases["novacron-operator"]["spec"]["holderIdentity"].clone();
+    assert!(released.is_null(), "the Lease is released on shutdown: {released}");
+    // The reconciles below stand for the leader's.
+    ctx.acting.store(true, std::sync::atomic::Ordering::SeqCst);
 
     // A new object gets the finalizer; then its VMTemplate is read and its status written.
     let api = example_mcvm("multicloudvm.yaml");
@@ -459,7 +518,8 @@ fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String, String)> {
 /// A fake API server on loopback: it lists two MultiCloudVMs, `web` (the seed example) and
 /// `broken` (a region that does not exist), holds watches open, accepts `web`'s status and
 /// Events, and answers `broken`'s status patch with a server error, so that the operator counts a
-/// reconcile error. Returns its port and the requests it saw.
+/// reconcile error. It keeps Leases in namespace `default` for the leader election. Returns its
+/// port and the requests it saw.
 fn fake_api_server() -> (u16, Arc<Mutex<Vec<Call>>>) {
     use axum::http::{Method, StatusCode, Uri, header};
     let mut web = serde_json::to_value(finalized(example_mcvm("seed-multicloudvm.yaml"))).expect("json");
@@ -477,13 +537,14 @@ fn fake_api_server() -> (u16, Arc<Mutex<Vec<Call>>>) {
     let calls = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = std::sync::mpsc::channel();
     let seen = calls.clone();
+    let leases: Arc<Mutex<BTreeMap<String, Value>>> = Arc::default();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
             tx.send(listener.local_addr().expect("address").port()).expect("send the port");
             let app = axum::Router::new().fallback(move |method: Method, uri: Uri, body: axum::body::Bytes| {
-                let (seen, list, web) = (seen.clone(), list.clone(), web.clone());
+                let (seen, list, web, leases) = (seen.clone(), list.clone(), web.clone(), leases.clone());
                 async move {
                     let call = Call {
                         method: method.to_string(),
@@ -493,6 +554,26 @@ fn fake_api_server() -> (u16, Arc<Mutex<Vec<Call>>>) {
                     seen.lock().unwrap_or_else(|e| e.into_inner()).push(call.clone());
                     let json_type = [(header::CONTENT_TYPE, "application/json")];
                     let mcvms = "/apis/novacron.io/v1/namespaces/default/multicloudvms";
+                    let not_found = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","code":404,"reason":"NotFound"}"#;
+                    let leases_path = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
+                    if let Some(rest) = call.path.strip_prefix(leases_path) {
+                        let mut store = leases.lock().unwrap_or_else(|e| e.into_inner());
+                        let name = rest.trim_start_matches('/');
+                        return match authorization(&call).2.as_str() {
+                            "get" => match store.get(name) {
+                                Some(l) => (StatusCode::OK, json_type, l.to_string()),
+                                None => (StatusCode::NOT_FOUND, json_type, not_found.to_owned()),
+                            },
+                            "create" | "update" => {
+                                let mut lease: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                                lease["metadata"]["resourceVersion"] = json!(format!("{}", store.len() + 2));
+                                let key = lease["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+                                store.insert(key, lease.clone());
+                                (StatusCode::OK, json_type, lease.to_string())
+                            }
+                            _ => (StatusCode::NOT_FOUND, json_type, not_found.to_owned()),
+                        };
+                    }
                     match (authorization(&call).2.as_str(), call.path.as_str()) {
                         ("watch", "/apis/novacron.io/v1/multicloudvms") => {
                             tokio::time::sleep(Duration::from_secs(600)).await;
@@ -508,7 +589,7 @@ fn fake_api_server() -> (u16, Arc<Mutex<Vec<Call>>>) {
                             json_type,
                             r#"{"kind":"Status","apiVersion":"v1","status":"Failure","code":500,"reason":"InternalError","message":"injected"}"#.to_owned(),
                         ),
-                        _ => (StatusCode::NOT_FOUND, json_type, r#"{"kind":"Status","apiVersion":"v1","status":"Failure","code":404,"reason":"NotFound"}"#.to_owned()),
+                        _ => (StatusCode::NOT_FOUND, json_type, not_found.to_owned()),
                     }
                 }
             });
@@ -555,8 +636,11 @@ fn scrape() -> &'static Scrape {
             args.iter().map(|a| if *a == listen { format!("127.0.0.1:{local}") } else { a.clone() }).collect();
         let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_operator"));
+        // What the downward API gives the pod (POD_NAME, POD_NAMESPACE).
         cmd.args(&args)
             .env("KUBECONFIG", &kubeconfig)
+            .env("POD_NAME", "novacron-operator-7d9f-abcde")
+            .env("POD_NAMESPACE", "default")
             .stdin(Stdio::null())
             .stdout(File::create(&out).expect("stdout file"))
             .stderr(File::create(&err).expect("stderr file"));
@@ -875,8 +959,9 @@ fn source_scan() -> (BTreeSet<String>, Vec<String>) {
                 kinds.insert(kind);
             }
         }
-        // (Secrets, ConfigMaps or dynamic objects would show up above as Api<...> kinds.)
-        for sign in ["Lease", "coordination.k8s.io", ".owns(", ".watches("] {
+        // Secrets, ConfigMaps, Leases or dynamic objects show up above as Api<...> kinds; more
+        // watches of the controller here.
+        for sign in [".owns(", ".watches("] {
             if text.contains(sign) {
                 new_calls.push(format!("{} uses {sign}", path.display()));
             }
@@ -891,27 +976,29 @@ fn rbac_grants_exactly_what_the_controller_calls() {
     let (kinds, new_calls) = source_scan();
     assert_eq!(
         kinds,
-        BTreeSet::from(["MultiCloudVM".to_owned(), "VMTemplate".to_owned()]),
+        ["Lease", "MultiCloudVM", "VMTemplate"].map(str::to_owned).into(),
         "operator/src calls the API for other kinds: drive those calls in run_scenario() and update deploy/rbac/"
     );
     assert!(
         new_calls.is_empty(),
-        "operator/src started to call more of the API ({new_calls:?}): leader election needs leases \
-         (get, create, update) and 2 replicas in deploy/operator.yaml; drive the new calls in run_scenario()"
+        "operator/src started to watch more ({new_calls:?}): drive the new calls in run_scenario() and update deploy/rbac/"
     );
 
-    // What the controller really sent.
+    // What the controller and the leader election really sent.
     let s = scenario();
     let mut observed: BTreeSet<(String, String, String)> = BTreeSet::new();
     let mut cluster_wide = BTreeSet::new();
     for c in &s.calls {
-        let (group, resource, verb, namespaced) = authorization(c);
+        let (_, resource, verb, namespaced) = authorization(c);
         if !namespaced {
-            cluster_wide.insert((resource.clone(), verb.clone()));
+            cluster_wide.insert((resource, verb));
         }
-        observed.insert((group, resource, verb));
+        observed.insert(needed(c));
     }
-    let want: BTreeSet<(String, String, String)> = [
+    let triples = |list: &[(&str, &str, &str)]| -> BTreeSet<(String, String, String)> {
+        list.iter().map(|(g, r, v)| ((*g).to_owned(), (*r).to_owned(), (*v).to_owned())).collect()
+    };
+    let controller = triples(&[
         ("novacron.io", "multicloudvms", "list"),
         ("novacron.io", "multicloudvms", "watch"),
         ("novacron.io", "multicloudvms", "patch"),
@@ -919,26 +1006,44 @@ fn rbac_grants_exactly_what_the_controller_calls() {
         ("novacron.io", "vmtemplates", "get"),
         ("events.k8s.io", "events", "create"),
         ("events.k8s.io", "events", "patch"),
-    ]
-    .into_iter()
-    .map(|(g, r, v)| (g.to_owned(), r.to_owned(), v.to_owned()))
-    .collect();
+    ]);
+    let election = triples(&[
+        ("coordination.k8s.io", "leases", "create"),
+        ("coordination.k8s.io", "leases[novacron-operator]", "get"),
+        ("coordination.k8s.io", "leases[novacron-operator]", "update"),
+    ]);
+    let want: BTreeSet<_> = controller.union(&election).cloned().collect();
     assert_eq!(observed, want, "the scenario reaches every call the operator makes: {:#?}", s.calls);
-    // Listing and watching every namespace needs a ClusterRole, not a Role.
+    // Listing and watching every namespace needs a ClusterRole; the Lease is in one namespace.
     assert!(cluster_wide.contains(&("multicloudvms".to_owned(), "watch".to_owned())), "{cluster_wide:?}");
+    assert!(!cluster_wide.iter().any(|(r, _)| r == "leases"), "{cluster_wide:?}");
 
-    // The ClusterRole grants that, and not one verb more.
+    // The ClusterRole grants the controller's calls, the Role the Lease's, and not one verb more.
     let role = one("deploy/rbac/clusterrole.yaml", "ClusterRole");
-    assert_eq!(granted(&role["rules"]), observed, "deploy/rbac/clusterrole.yaml");
-    let binding = one("deploy/rbac/clusterrolebinding.yaml", "ClusterRoleBinding");
+    assert_eq!(granted(&role["rules"]), controller, "deploy/rbac/clusterrole.yaml");
+    let lease_role = one("deploy/rbac/leader-election.yaml", "Role");
+    assert_eq!(granted(&lease_role["rules"]), election, "deploy/rbac/leader-election.yaml");
+    // The Lease the Role names is the operator's default --lease-name.
+    let help = run_ok(Command::new(env!("CARGO_BIN_EXE_operator")).args(["run", "--help"]), "operator run --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("[default: novacron-operator]"), "--lease-name default:\n{help}");
     let account = one("deploy/rbac/serviceaccount.yaml", "ServiceAccount");
+    let subjects = json!([{"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": account["metadata"]["namespace"]}]);
+    let binding = one("deploy/rbac/clusterrolebinding.yaml", "ClusterRoleBinding");
     assert_eq!(
         binding["roleRef"],
         json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]})
     );
+    assert_eq!(binding["subjects"], subjects);
+    let lease_binding = one("deploy/rbac/leader-election.yaml", "RoleBinding");
     assert_eq!(
-        binding["subjects"],
-        json!([{"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": account["metadata"]["namespace"]}])
+        lease_binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": lease_role["metadata"]["name"]})
+    );
+    assert_eq!(lease_binding["subjects"], subjects);
+    assert_eq!(
+        lease_role["metadata"]["namespace"], account["metadata"]["namespace"],
+        "the Lease is in the operator's namespace"
     );
     for f in yaml_files("deploy/rbac") {
         for d in documents(&std::fs::read_to_string(&f).expect("read")) {
@@ -969,11 +1074,37 @@ fn operator_yaml_is_hardened_and_probes_what_the_binary_serves() {
         assert_eq!(d["metadata"]["namespace"], namespace, "{} in the operator's namespace", d["kind"]);
     }
 
-    // One replica, replaced by Recreate, while the operator has no leader election.
-    let leader_election = source_scan().1.iter().any(|s| s.contains("Lease"));
-    assert!(!leader_election, "leader election appeared: run 2 replicas with RollingUpdate, grant leases");
-    assert_eq!(deploy["spec"]["replicas"], 1);
-    assert_eq!(deploy["spec"]["strategy"], json!({"type": "Recreate"}));
+    // Two replicas under leader election: the new pod starts before an old one stops, the
+    // replicas spread over nodes, a drain takes one at a time.
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    assert_eq!(
+        deploy["spec"]["strategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}})
+    );
+    let spread = &deploy["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        [0]["podAffinityTerm"];
+    assert_eq!(spread["topologyKey"], "kubernetes.io/hostname");
+    let budget = one("deploy/operator.yaml", "PodDisruptionBudget");
+    assert_eq!(budget["spec"]["maxUnavailable"], 1);
+    for (k, v) in budget["spec"]["selector"]["matchLabels"].as_object().expect("selector") {
+        assert_eq!(deploy["spec"]["template"]["metadata"]["labels"][k], *v, "the budget selects the pods");
+    }
+    // The Lease's namespace and each replica's identity come from the downward API.
+    let env = &deploy["spec"]["template"]["spec"]["containers"][0]["env"];
+    for (name, field) in [("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace")] {
+        let e = env.as_array().expect("env").iter().find(|e| e["name"] == name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(e["valueFrom"]["fieldRef"]["fieldPath"], field, "{name}");
+    }
+    let args: Vec<&str> = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        !args.iter().any(|a| a.starts_with("--leader-election")),
+        "leader election stays on (the default): {args:?}"
+    );
 
     let pod = &deploy["spec"]["template"]["spec"];
     assert_eq!(pod["serviceAccountName"], account["metadata"]["name"]);
@@ -1007,12 +1138,14 @@ fn operator_yaml_is_hardened_and_probes_what_the_binary_serves() {
     // Ready means it listed and watched MultiCloudVMs in every namespace (what the ClusterRole allows).
     let verbs: BTreeSet<String> = s.api_calls.iter().map(|c| authorization(c).2).collect();
     assert!(verbs.contains("list") && verbs.contains("watch") && verbs.contains("patch"), "{:?}", s.api_calls);
-    // And every call the running binary made is one its ClusterRole grants.
-    let grants = granted(&one("deploy/rbac/clusterrole.yaml", "ClusterRole")["rules"]);
+    // And every call the running binary made is one its roles grant.
+    let mut grants = granted(&one("deploy/rbac/clusterrole.yaml", "ClusterRole")["rules"]);
+    grants.extend(granted(&one("deploy/rbac/leader-election.yaml", "Role")["rules"]));
     for c in &s.api_calls {
-        let (g, r, v, _) = authorization(c);
+        let (g, r, v) = needed(c);
         assert!(grants.contains(&(g.clone(), r.clone(), v.clone())), "the binary called {v} {g}/{r}, not granted");
     }
+    assert!(s.metrics.contains("novacron_leader 1"), "the binary leads:\n{}", s.metrics);
     // Idle, the binary fits well inside its memory request (64Mi = 65,536 KiB).
     assert!(s.rss_kib > 0 && s.rss_kib < 65_536, "resident memory {} KiB", s.rss_kib);
     assert_eq!(c["resources"]["requests"]["memory"], "64Mi");
@@ -1158,11 +1291,33 @@ fn helm_chart_renders_with_helms_sdk_and_matches_the_plain_manifests() {
         rendered_docs(&defaults).iter().map(|(_, d)| d["kind"].as_str().unwrap_or_default().to_owned()).collect();
     assert_eq!(
         kinds,
-        ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"].map(str::to_owned).into(),
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount"
+        ]
+        .map(str::to_owned)
+        .into(),
         "the default install: no Secret, no monitoring objects"
     );
     let role = &rendered(&defaults, "ClusterRole")[0];
     assert_eq!(granted(&role["rules"]), granted(&one("deploy/rbac/clusterrole.yaml", "ClusterRole")["rules"]), "RBAC");
+    let lease_role = &rendered(&defaults, "Role")[0];
+    assert_eq!(
+        granted(&lease_role["rules"]),
+        granted(&one("deploy/rbac/leader-election.yaml", "Role")["rules"]),
+        "leader election RBAC"
+    );
+    assert_eq!(rendered(&defaults, "RoleBinding")[0]["roleRef"]["name"], lease_role["metadata"]["name"]);
+    assert_eq!(
+        rendered(&defaults, "PodDisruptionBudget")[0]["spec"]["maxUnavailable"],
+        one("deploy/operator.yaml", "PodDisruptionBudget")["spec"]["maxUnavailable"]
+    );
     let plain = one("deploy/operator.yaml", "Deployment");
     let helm = &rendered(&defaults, "Deployment")[0];
     for path in [
@@ -1170,6 +1325,7 @@ fn helm_chart_renders_with_helms_sdk_and_matches_the_plain_manifests() {
         "/spec/strategy",
         "/spec/template/spec/securityContext",
         "/spec/template/spec/terminationGracePeriodSeconds",
+        "/spec/template/spec/affinity",
     ] {
         assert_eq!(helm.pointer(path), plain.pointer(path), "Deployment {path}");
     }
@@ -1187,6 +1343,20 @@ fn helm_chart_renders_with_helms_sdk_and_matches_the_plain_manifests() {
         one("deploy/operator.yaml", "Service")["spec"]["ports"]
     );
     assert!(hc.get("envFrom").is_none() && hc.get("volumeMounts").is_none(), "no credentials mounted without values");
+    let downward = |c: &Value| -> Vec<Value> {
+        c["env"].as_array().into_iter().flatten().filter(|e| e.get("valueFrom").is_some()).cloned().collect()
+    };
+    assert_eq!(downward(hc), downward(pc), "POD_NAME and POD_NAMESPACE");
+
+    // One replica without leader election: no Lease, no budget, Recreate.
+    let single = helm_render(&json!({"replicaCount": 1, "leaderElection": {"enabled": false}}), ns)
+        .unwrap_or_else(|e| panic!("helm render: {e}"));
+    assert!(rendered(&single, "Role").is_empty() && rendered(&single, "PodDisruptionBudget").is_empty());
+    let d = &rendered(&single, "Deployment")[0];
+    assert_eq!(d["spec"]["strategy"], json!({"type": "Recreate"}));
+    assert!(d["spec"]["template"]["spec"].get("affinity").is_none());
+    let args = &d["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(args.as_array().and_then(|a| a.last()), Some(&json!("--leader-election=false")), "{args}");
 
     // Everything on: credentials, Redis, decision log, monitoring.
     let values = json!({
@@ -1277,9 +1447,10 @@ fn helm_chart_renders_with_helms_sdk_and_matches_the_plain_manifests() {
     std::fs::write(&file, serde_yaml_ng::to_string(&spec).expect("yaml")).expect("write");
     run_ok(Command::new(promtool()).args(["check", "rules"]).arg(&file), "promtool check rules (the chart's rules)");
 
-    // values.schema.json: no second replica while there is no leader election, no unknown cloud.
-    let err = helm_render(&json!({"replicaCount": 2}), ns).expect_err("2 replicas are refused");
-    assert!(err.contains("replicaCount"), "{err}");
+    // Refused: several replicas without a Lease, an unknown cloud, half a credential.
+    let err = helm_render(&json!({"replicaCount": 2, "leaderElection": {"enabled": false}}), ns)
+        .expect_err("2 replicas without leader election are refused");
+    assert!(err.contains("needs leaderElection.enabled"), "{err}");
     let err = helm_render(&json!({"operator": {"provider": "aws"}}), ns).expect_err("only the memory provider exists");
     assert!(err.contains("provider"), "{err}");
     let err =
@@ -1431,8 +1602,11 @@ fn deploy_sh_passes_shellcheck_and_applies_in_order() {
             "Secret novacron-gcp",
             "ClusterRole novacron-operator",
             "ClusterRoleBinding novacron-operator",
+            "Role novacron-operator-leader-election",
+            "RoleBinding novacron-operator-leader-election",
             "ServiceAccount novacron-operator",
             "Deployment novacron-operator",
+            "PodDisruptionBudget novacron-operator",
             "Service novacron-operator",
         ]
         .map(str::to_owned),
@@ -1510,7 +1684,9 @@ fn deploy_sh_passes_shellcheck_and_applies_in_order() {
         assert_eq!(s["metadata"]["namespace"], "demo");
     }
     let operator_docs = documents(&k.stdin(8));
-    assert_eq!(kinds_and_names(&operator_docs).len(), 5, "RBAC (3) and the operator (2)");
+    assert_eq!(kinds_and_names(&operator_docs).len(), 8, "RBAC (5) and the operator (3)");
+    let lease_role = operator_docs.iter().find(|d| d["kind"] == "Role").expect("the leader election Role");
+    assert_eq!(lease_role["metadata"]["namespace"], "demo");
     let d = operator_docs.iter().find(|d| d["kind"] == "Deployment").expect("deployment");
     assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "registry.example/novacron/operator:1.2.3");
     assert_eq!(applied(10).len(), yaml_files("deploy/examples").len());
@@ -1786,7 +1962,8 @@ fn alerts_pass_promtool_and_name_only_exported_metrics() {
     let s = scrape();
     let exported = exported_samples(&scenario().metrics);
     let families = scenario().metrics.lines().filter(|l| l.starts_with("# TYPE ")).count();
-    assert_eq!(families, 16, "the scenario sets every family the operator registers");
+    let registered = read("operator/src/metrics.rs").matches("r.register(").count();
+    assert_eq!(families, registered, "the scenario sets every family the operator registers");
     let binary = exported_samples(&s.metrics);
     assert!(binary.is_subset(&exported), "{binary:?}");
     // The binary reconciled two objects but published no Event (no failover happened there).
@@ -1812,6 +1989,7 @@ fn alerts_pass_promtool_and_name_only_exported_metrics() {
     let names: BTreeSet<&str> = alerts.iter().filter_map(|r| r["alert"].as_str()).collect();
     for a in [
         "NovaCronOperatorDown",
+        "NovaCronNoLeader",
         "NovaCronReconcileErrors",
         "NovaCronFailover",
         "NovaCronDeploymentCostAboveBudget",
