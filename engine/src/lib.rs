@@ -45,7 +45,7 @@ pub use model::{
     Placement, PoolId, PoolSpec, Provider, Region, RegionId, Resources, Timer, TimerKind, VmId, VmRequest, VmState,
     Zone, ZoneId,
 };
-pub use policy::{Decision, PlacementPolicy, PolicyConfig, Scores};
+pub use policy::{Decision, LearnedConfig, ModelArtifact, ModelSource, PlacementPolicy, PolicyConfig, Scores};
 pub use snapshot::{Candidate, RejectReason, Snapshot};
 pub use time::{DurationError, SimDuration, SimTime};
 

@@ -57,8 +57,29 @@ impl Progress for () {
     fn tick(&mut self, _: SimTime, _: u64) {}
 }
 
+/// Watches the engine being driven, without changing the run: what it is told and what it
+/// answers. Datasets for learned policies are recorded through it (the `learn` crate).
+pub trait Observer {
+    /// Called just before the engine handles `event` at `now` (the engine is as it was before).
+    fn before(&mut self, _now: SimTime, _engine: &Engine, _event: &Event) {}
+    /// Called with the actions the engine answered an event with.
+    fn after(&mut self, _now: SimTime, _engine: &Engine, _actions: &[Action]) {}
+}
+
+impl Observer for () {}
+
 /// Runs a scenario to its end.
 pub fn run(scenario: &Scenario, opts: &RunOptions, progress: &mut dyn Progress) -> crate::Result<RunResults> {
+    run_observed(scenario, opts, progress, &mut ())
+}
+
+/// [`run`], telling `observer` every event fed to the engine and the actions it answered.
+pub fn run_observed(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    progress: &mut dyn Progress,
+    observer: &mut dyn Observer,
+) -> crate::Result<RunResults> {
     let mut s = scenario.clone();
     if let Some(seed) = opts.seed {
         s.seed = seed;
@@ -66,11 +87,12 @@ pub fn run(scenario: &Scenario, opts: &RunOptions, progress: &mut dyn Progress) 
     if let Some(p) = &opts.policy {
         s.engine.policy = p.clone();
     }
-    Simulation::new(&s)?.run(progress)
+    Simulation::new(&s, observer)?.run(progress)
 }
 
 struct Simulation<'a> {
     s: &'a Scenario,
+    observer: &'a mut dyn Observer,
     engine: Engine,
     queue: EventQueue<SimEvent>,
     cloud: Cloud,
@@ -85,7 +107,7 @@ struct Simulation<'a> {
 }
 
 impl<'a> Simulation<'a> {
-    fn new(s: &'a Scenario) -> crate::Result<Self> {
+    fn new(s: &'a Scenario, observer: &'a mut dyn Observer) -> crate::Result<Self> {
         let streams = Streams::new(s.seed);
         let engine = Engine::new(s.catalog.clone(), s.cost.clone(), s.engine.clone())?;
         let mut queue = EventQueue::default();
@@ -107,6 +129,7 @@ impl<'a> Simulation<'a> {
         }
         let mut sim = Simulation {
             s,
+            observer,
             engine,
             queue,
             cloud,
@@ -306,7 +329,9 @@ impl<'a> Simulation<'a> {
     /// Feeds one event to the engine and carries out its actions.
     fn feed(&mut self, now: SimTime, ev: Event) {
         let mut actions = std::mem::take(&mut self.actions);
+        self.observer.before(now, &self.engine, &ev);
         self.engine.handle(now, ev, &mut actions);
+        self.observer.after(now, &self.engine, &actions);
         for a in actions.drain(..) {
             match a {
                 Action::Provision { instance, vm, placement, .. } => {

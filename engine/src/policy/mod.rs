@@ -19,6 +19,7 @@ mod bin_packing;
 mod capacity_optimized;
 mod cost_optimized;
 mod diversified;
+pub mod learned;
 mod lowest_price;
 mod performance;
 mod price_capacity_optimized;
@@ -29,6 +30,7 @@ pub use bin_packing::{BinPacking, BinPackingConfig};
 pub use capacity_optimized::{CapacityOptimized, CapacityOptimizedConfig};
 pub use cost_optimized::{CostOptimized, CostOptimizedConfig};
 pub use diversified::{Diversified, DiversifiedConfig};
+pub use learned::{Learned, LearnedConfig, ModelArtifact, ModelSource};
 pub use lowest_price::{LowestPrice, LowestPriceConfig};
 pub use performance::{Performance, PerformanceConfig};
 pub use price_capacity_optimized::{PriceCapacityOptimized, PriceCapacityOptimizedConfig};
@@ -179,6 +181,9 @@ pub enum PolicyConfig {
     BestFit(BinPackingConfig),
     /// Host-level worst-fit on on-prem pools.
     WorstFit(BinPackingConfig),
+    /// A trained model scores every candidate (see [`learned`]). Not in [`PolicyConfig::NAMES`]:
+    /// it has no default, it needs a model.
+    Learned(LearnedConfig),
 }
 
 impl PolicyConfig {
@@ -218,6 +223,7 @@ impl PolicyConfig {
     /// This policy's name.
     pub fn name(&self) -> &'static str {
         let i = match self {
+            PolicyConfig::Learned(_) => return "learned",
             PolicyConfig::CostOptimized(_) => 0,
             PolicyConfig::Availability(_) => 1,
             PolicyConfig::Performance(_) => 2,
@@ -239,6 +245,7 @@ impl PolicyConfig {
             PolicyConfig::CostOptimized(c) => c.validate(),
             PolicyConfig::Balanced(c) => c.validate(),
             PolicyConfig::PriceCapacityOptimized(c) => c.validate(),
+            PolicyConfig::Learned(c) => c.validate(),
             _ => Ok(()),
         }
     }
@@ -258,6 +265,7 @@ impl PolicyConfig {
             PolicyConfig::FirstFit(c) => Box::new(BinPacking::new(Fit::FirstFit, c.clone())),
             PolicyConfig::BestFit(c) => Box::new(BinPacking::new(Fit::BestFit, c.clone())),
             PolicyConfig::WorstFit(c) => Box::new(BinPacking::new(Fit::WorstFit, c.clone())),
+            PolicyConfig::Learned(c) => Box::new(Learned::new(c.clone())),
         }
     }
 

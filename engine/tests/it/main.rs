@@ -6,6 +6,7 @@ mod deploy;
 mod deploy_props;
 mod failures;
 mod fixture;
+mod learned;
 mod lifecycle;
 mod migrate;
 mod props;

@@ -18,6 +18,16 @@ use super::{
 };
 use crate::dist::DurationDist;
 
+/// Reads a learned policy's model artifact (JSON, see `engine::policy::learned`) and checks that
+/// the engine can run it. The message names the file and says what is wrong.
+pub fn load_model(path: &Path) -> Result<engine::ModelArtifact, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read model {}: {e}", path.display()))?;
+    let artifact: engine::ModelArtifact = serde_json::from_str(&text)
+        .map_err(|e| format!("model {} is not a valid model artifact: {e}", path.display()))?;
+    artifact.check().map_err(|m| format!("model {}: {m}", path.display()))?;
+    Ok(artifact)
+}
+
 /// Parses and checks scenario text; `path` is used in messages and to resolve relative files.
 pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
     let raw: RawScenario = toml::from_str(text).map_err(|e| syntax_error(text, path, &e))?;
@@ -453,8 +463,22 @@ impl Checker<'_> {
         // Engine.
         let d = EngineConfig::default();
         let e = &raw.engine;
-        let policy = raw.policy.clone().unwrap_or_default();
-        if let Err(m) = policy.validate() {
+        let mut policy = raw.policy.clone().unwrap_or_default();
+        let mut model_ok = true;
+        // A learned policy names a model file: read it here (the engine does no I/O).
+        if let engine::PolicyConfig::Learned(c) = &mut policy
+            && let engine::ModelSource::Path(file) = &c.model
+        {
+            let path = self.relative(file);
+            match load_model(&path) {
+                Ok(a) => c.model = engine::ModelSource::Loaded(std::sync::Arc::new(a)),
+                Err(m) => {
+                    self.bad("policy.model", m);
+                    model_ok = false;
+                }
+            }
+        }
+        if model_ok && let Err(m) = policy.validate() {
             self.bad("policy", m);
         }
         let engine = EngineConfig {

@@ -16,7 +16,7 @@ use crate::trace::TraceRecord;
 mod check;
 pub(crate) mod raw;
 
-pub use check::parse;
+pub use check::{load_model, parse};
 
 /// A validated scenario, ready to simulate.
 #[derive(Clone, Debug)]

@@ -1,0 +1,6 @@
+//! Integration tests of the learning crate, one module per topic.
+
+mod common;
+mod dataset;
+mod exact;
+mod policy;
