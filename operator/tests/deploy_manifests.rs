@@ -773,7 +773,8 @@ fn promtool() -> PathBuf {
     }
     let base = tools_dir().join("prometheus-deb");
     let exe = base.join("root/usr/bin/promtool");
-    let lock = File::create(tools_dir().join("prometheus-deb.lock")).expect("lock file");
+    // The apt lock of shellcheck(), too: apt-get update must not run twice at once.
+    let lock = File::create(std::env::temp_dir().join("novacron-apt-install.lock")).expect("lock file");
     lock.lock().expect("lock");
     if exe.is_file() {
         return exe;
@@ -1698,6 +1699,37 @@ fn deploy_sh_passes_shellcheck_and_applies_in_order() {
             "ConfigMap novacron-operator-dashboard"
         ]
     );
+
+    // The real kubectl accepts every one of those command lines: against a server that refuses
+    // connections, each fails on the connection, not on its flags.
+    let kubectl = on_path("kubectl").expect("kubectl on PATH (the machine image ships it) to check deploy.sh's calls");
+    let dead = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = dead.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: dead\n  cluster:\n    server: http://127.0.0.1:{}\n\
+             contexts:\n- name: dead\n  context:\n    cluster: dead\n    user: dead\ncurrent-context: dead\n\
+             users:\n- name: dead\n  user:\n    token: none\n",
+            free_port()
+        ),
+    )
+    .expect("kubeconfig");
+    for (i, call) in calls.iter().enumerate() {
+        let stdin = k.dir.path().join(format!("stdin-{}", i + 1));
+        let o = Command::new(&kubectl)
+            .args(call.split_whitespace())
+            .env("KUBECONFIG", &kubeconfig)
+            .env("HOME", dead.path())
+            .stdin(File::open(&stdin).map(Stdio::from).unwrap_or_else(|_| Stdio::null()))
+            .output()
+            .expect("kubectl runs");
+        let err = String::from_utf8_lossy(&o.stderr);
+        for usage in ["unknown flag", "unknown command", "unknown shorthand", "See 'kubectl", "invalid argument"] {
+            assert!(!err.contains(usage), "kubectl {call}: {err}");
+        }
+        assert!(o.status.success() || err.contains("refused"), "kubectl {call}: {err}");
+    }
 
     // Refusals: an old cluster, no cluster, half a credential, a bad namespace. Nothing is applied.
     let old = r#"{"serverVersion":{"major":"1","minor":"24"}}"#;
