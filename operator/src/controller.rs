@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -84,6 +83,7 @@ pub struct Context {
     /// that starts while it is false does nothing.
     pub acting: Arc<AtomicBool>,
     recorder: Recorder,
+    log: Option<crate::decision_log::DecisionLog>,
     catalog: OnceCell<Arc<CatalogIndex>>,
     trackers: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<Tracker>>>>,
     failures: Mutex<BTreeMap<String, u32>>,
@@ -101,6 +101,7 @@ impl Context {
         let reporter = Reporter { controller: config.field_manager.clone(), instance: None };
         Context {
             recorder: Recorder::new(client.clone(), reporter),
+            log: config.decision_log.clone().map(crate::decision_log::DecisionLog::new),
             client,
             cloud,
             clock,
@@ -150,7 +151,7 @@ impl Context {
         self.trackers.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
-    fn write_log(&self, uid: &str, tracker: &mut Tracker) {
+    fn write_log(&self, uid: &str, object: &str, tracker: &mut Tracker) {
         let records = tracker.take_records();
         for r in &records {
             for a in &r.actions {
@@ -161,20 +162,13 @@ impl Context {
                 self.metrics.decisions.get_or_create(&DecisionLabels { action }).inc();
             }
         }
-        let Some(path) = &self.config.decision_log else { return };
-        let mut text = String::new();
-        for r in &records {
-            let line = serde_json::json!({ "deployment": uid, "at": r.at, "event": r.event, "actions": r.actions });
-            text.push_str(&line.to_string());
-            text.push('\n');
-        }
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .and_then(|mut f| f.write_all(text.as_bytes()));
-        if let Err(e) = written {
-            warn!("cannot write the decision log {}: {e}", path.display());
+        let Some(log) = &self.log else { return };
+        let started = tracker
+            .take_unlogged_start()
+            .then(|| (tracker.log_header(), records.first().map_or_else(|| self.clock.now(), |r| r.at)));
+        let entry = crate::decision_log::Entry { deployment: uid, object, started, records: &records };
+        if let Err(e) = log.append(&entry) {
+            warn!("cannot write the decision log {}: {e}", log.path().display());
         }
     }
 }
@@ -272,7 +266,7 @@ async fn apply(obj: Arc<MultiCloudVM>, ctx: &Context) -> Result<Action> {
     let mut t = tracker.lock().await;
     let now = ctx.clock.now();
     let step = t.step(now, translated.as_ref().ok(), ctx.cloud.as_ref()).await;
-    ctx.write_log(&uid, &mut t);
+    ctx.write_log(&uid, &key, &mut t);
     let report = step?;
     let notices = t.take_notices();
     count_provider_calls(&ctx.metrics, &report);
@@ -392,7 +386,7 @@ async fn cleanup(obj: Arc<MultiCloudVM>, ctx: &Context) -> Result<Action> {
     let uid = obj.uid().ok_or(Error::MissingObjectKey("uid"))?;
     let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
     if let Some(t) = ctx.drop_tracker(&uid) {
-        ctx.write_log(&uid, &mut *t.lock().await);
+        ctx.write_log(&uid, &key, &mut *t.lock().await);
     }
     let live: Vec<_> = ctx.cloud.list(&uid).await?.into_iter().filter(|i| i.is_live()).collect();
     for i in &live {

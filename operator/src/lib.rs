@@ -37,6 +37,7 @@ pub mod catalog;
 pub mod clock;
 pub mod controller;
 pub mod crd;
+pub mod decision_log;
 pub mod http;
 pub mod leader;
 pub mod metrics;

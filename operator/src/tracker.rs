@@ -113,6 +113,8 @@ pub struct Tracker {
     billed: BTreeMap<&'static str, f64>,
     rejected: Option<String>,
     notices: Vec<Notice>,
+    cost: engine::CostModel,
+    start_logged: bool,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -124,8 +126,9 @@ impl std::fmt::Debug for Tracker {
 impl Tracker {
     /// A fresh engine over `index` for the object with this UID.
     pub fn new(uid: &str, index: Arc<CatalogIndex>, config: EngineConfig) -> Result<Self> {
-        let engine = Engine::new(index.catalog.clone(), engine::CostModel::default(), config)
-            .map_err(|e| Error::Catalog(e.to_string()))?;
+        let cost = engine::CostModel::default();
+        let engine =
+            Engine::new(index.catalog.clone(), cost.clone(), config).map_err(|e| Error::Catalog(e.to_string()))?;
         let mut prices = BTreeMap::new();
         for o in &index.catalog.offers {
             prices.insert((o.id, false), o.on_demand_per_h);
@@ -154,6 +157,8 @@ impl Tracker {
             billed: BTreeMap::new(),
             rejected: None,
             notices: Vec::new(),
+            cost,
+            start_logged: false,
         })
     }
 
@@ -165,6 +170,17 @@ impl Tracker {
     /// The spec last applied.
     pub fn applied(&self) -> Option<&DeploymentSpec> {
         self.applied.as_ref()
+    }
+
+    /// The engine's inputs besides its events (catalog, cost model, settings) as the decision
+    /// log's header line, from which `sim replay` rebuilds the engine.
+    pub fn log_header(&self) -> serde_json::Value {
+        crate::decision_log::header(&self.index.catalog, &self.cost, self.engine.config())
+    }
+
+    /// True the first time it is called: the engine's start is still to be logged.
+    pub fn take_unlogged_start(&mut self) -> bool {
+        !std::mem::replace(&mut self.start_logged, true)
     }
 
     /// Decision-log records since the last call.

@@ -17,12 +17,15 @@
 //! A run produces per-VM records, a time series and the spot price changes ([`results`]), written
 //! as Parquet through polars with a `summary.json` ([`output`]). The same scenario and seed give
 //! byte-identical files.
+//!
+//! [`replay`] feeds an operator's decision log to fresh engines and checks each decides the same.
 
 pub mod cloud;
 pub mod dist;
 #[cfg(feature = "parquet")]
 pub mod output;
 pub mod queue;
+pub mod replay;
 #[cfg(feature = "report")]
 pub mod report;
 pub mod results;

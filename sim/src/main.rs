@@ -42,6 +42,8 @@ enum Command {
     Merge(sim::sweep::cli::MergeArgs),
     /// Compare two results folders or two sweeps side by side.
     Compare(sim::sweep::cli::CompareArgs),
+    /// Replay an operator's decision log on fresh engines; exit 1 if any decision differs.
+    Replay(sim::replay::ReplayArgs),
 }
 
 #[derive(clap::Args)]
@@ -80,7 +82,7 @@ struct ReportArgs {
     quiet: bool,
 }
 
-const SUBCOMMANDS: [&str; 8] = ["run", "check", "policies", "sweep", "merge", "compare", "report", "help"];
+const SUBCOMMANDS: [&str; 9] = ["run", "check", "policies", "sweep", "merge", "compare", "report", "replay", "help"];
 
 fn main() -> ExitCode {
     // `sim FILE ...` means `sim run FILE ...`.
@@ -128,6 +130,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Report(a) => report(&a.results, a.out, a.quiet),
+        Command::Replay(a) => sim::replay::cli(a),
     }
 }
 

@@ -350,12 +350,19 @@ async fn every_engine_event_goes_to_the_decision_log() {
     h.apply(&mut obj).await;
     let text = std::fs::read_to_string(&log).expect("the log");
     let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let kinds: Vec<&str> = lines.iter().filter_map(|l| l["kind"].as_str()).collect();
+    assert_eq!(kinds, ["header", "engine", "decision", "decision", "decision"]);
+    // The header holds the engine's inputs: the catalog the provider sells, cost model, settings.
+    assert_eq!(lines[0]["format"], "novacron-decision-log");
+    assert_eq!(lines[0]["catalog"]["regions"][0]["name"], "aws-us-east-1");
+    assert_eq!(lines[0]["engine"]["max_attempts"], 5);
+    assert_eq!((lines[1]["deployment"].as_str(), lines[1]["object"].as_str()), (Some("uid-web"), Some("default/web")));
     let events: Vec<&str> = lines.iter().filter_map(|l| l["event"]["event"].as_str()).collect();
     // Apply at 0 s; at 30 s the instance runs, then the evaluation timer fires.
     assert_eq!(events, ["deployment-applied", "instance-running", "timer-fired"]);
-    assert!(lines.iter().all(|l| l["deployment"] == "uid-web"));
-    assert_eq!(lines[0]["at"], T0.as_millis());
-    assert_eq!(lines[0]["actions"][0]["action"], "provision");
+    assert!(lines[1..].iter().all(|l| l["deployment"] == "uid-web"));
+    assert_eq!(lines[2]["at"], T0.as_millis());
+    assert_eq!(lines[2]["actions"][0]["action"], "provision");
 }
 
 /// The real `run`: the CRD check, the watcher's list and watch, and a reconcile through

@@ -3,6 +3,7 @@
 mod common;
 mod controller;
 mod crds;
+mod decision_log;
 mod equivalence;
 mod http;
 mod leader;

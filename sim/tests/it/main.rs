@@ -6,6 +6,7 @@ mod determinism;
 mod exact;
 mod notebooks;
 mod recovery;
+mod replay;
 mod report;
 mod scenarios;
 mod schema;
