@@ -4,6 +4,7 @@ mod common;
 mod controller;
 mod crds;
 mod decision_log;
+mod e2e_script;
 mod equivalence;
 mod http;
 mod leader;
