@@ -33,8 +33,11 @@ use crate::catalog::CatalogIndex;
 use crate::clock::{Clock, rfc3339};
 use crate::crd::multicloudvm::{FINALIZER, MultiCloudVM, MultiCloudVMStatus};
 use crate::crd::{Condition, VMTemplate, merge_conditions};
-use crate::metrics::{ControllerLabels, DecisionLabels, DeploymentLabels, ErrorLabels, Metrics, VmLabels};
+use crate::metrics::{
+    ControllerLabels, DecisionLabels, DeploymentLabels, ErrorLabels, Metrics, PolicyDecisionLabels, VmLabels,
+};
 use crate::provider::CloudProvider;
+use crate::provider::metered::Metered;
 use crate::tracker::{GROUP, Notice, StepReport, Tracker};
 use crate::translate::{self, Problem};
 use crate::{Error, Result};
@@ -69,7 +72,7 @@ impl Default for Config {
 pub struct Context {
     /// Kubernetes client.
     pub client: Client,
-    /// The cloud.
+    /// The cloud, measured (every call is counted and timed in the metrics).
     pub cloud: Arc<dyn CloudProvider>,
     /// Where `now` comes from.
     pub clock: Arc<dyn Clock>,
@@ -99,6 +102,7 @@ impl Context {
         metrics: Arc<Metrics>,
     ) -> Self {
         let reporter = Reporter { controller: config.field_manager.clone(), instance: None };
+        let cloud: Arc<dyn CloudProvider> = Arc::new(Metered::new(cloud, metrics.clone()));
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             log: config.decision_log.clone().map(crate::decision_log::DecisionLog::new),
@@ -134,11 +138,15 @@ impl Context {
         }
         let t = Arc::new(tokio::sync::Mutex::new(Tracker::new(uid, index.clone(), self.config.engine.clone())?));
         map.insert(uid.to_owned(), t.clone());
+        self.metrics.engines.set(map.len() as i64);
         Ok(t)
     }
 
     fn drop_tracker(&self, uid: &str) -> Option<Arc<tokio::sync::Mutex<Tracker>>> {
-        self.trackers.lock().unwrap_or_else(|e| e.into_inner()).remove(uid)
+        let mut map = self.trackers.lock().unwrap_or_else(|e| e.into_inner());
+        let t = map.remove(uid);
+        self.metrics.engines.set(map.len() as i64);
+        t
     }
 
     /// Whether the controller has a tracker (an engine) for this UID.
@@ -149,16 +157,25 @@ impl Context {
     /// Forgets every tracker, as a restarted operator would.
     pub fn forget_all(&self) {
         self.trackers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.metrics.engines.set(0);
     }
 
     fn write_log(&self, uid: &str, object: &str, tracker: &mut Tracker) {
         let records = tracker.take_records();
+        let policy = tracker.engine().config().policy.name();
+        let strategy = tracker.applied().map_or("none", |s| s.strategy.name());
         for r in &records {
             for a in &r.actions {
                 let action = serde_json::to_value(a)
                     .ok()
                     .and_then(|v| v.get("action").and_then(|s| s.as_str()).map(str::to_owned))
                     .unwrap_or_default();
+                let by_policy = PolicyDecisionLabels {
+                    policy: policy.to_owned(),
+                    strategy: strategy.to_owned(),
+                    action: action.clone(),
+                };
+                self.metrics.policy_decisions.get_or_create(&by_policy).inc();
                 self.metrics.decisions.get_or_create(&DecisionLabels { action }).inc();
             }
         }
@@ -168,6 +185,7 @@ impl Context {
             .then(|| (tracker.log_header(), records.first().map_or_else(|| self.clock.now(), |r| r.at)));
         let entry = crate::decision_log::Entry { deployment: uid, object, started, records: &records };
         if let Err(e) = log.append(&entry) {
+            self.metrics.decision_log_errors.inc();
             warn!("cannot write the decision log {}: {e}", log.path().display());
         }
     }
@@ -269,9 +287,9 @@ async fn apply(obj: Arc<MultiCloudVM>, ctx: &Context) -> Result<Action> {
     ctx.write_log(&uid, &key, &mut t);
     let report = step?;
     let notices = t.take_notices();
-    count_provider_calls(&ctx.metrics, &report);
+    count_adoptions(&ctx.metrics, &report);
     let status = status_of(&obj, &mut t, &translated, now);
-    record_gauges(&ctx.metrics, &key, &status);
+    record_gauges(&ctx.metrics, &key, &status, t.applied().and_then(|s| s.max_cost_per_h));
     let requeue = match t.next_timer() {
         Some(at) => Duration::from_millis(at.as_millis().saturating_sub(now.as_millis())),
         None => ctx.config.poll_interval,
@@ -304,18 +322,23 @@ async fn publish(ctx: &Context, obj: &MultiCloudVM, notices: Vec<Notice>) {
     }
 }
 
-fn count_provider_calls(m: &Metrics, r: &StepReport) {
-    m.provider_call("create", "ok", u64::from(r.creates).saturating_sub(r.create_errors.len() as u64));
-    for e in &r.create_errors {
-        m.provider_call("create", e, 1);
-    }
-    m.provider_call("delete", "ok", u64::from(r.deletes));
-    m.provider_call("delete", "error", u64::from(r.delete_errors));
+/// Provider calls are counted by the [`Metered`] provider; a step adds its adoptions.
+fn count_adoptions(m: &Metrics, r: &StepReport) {
     m.adopted.inc_by(u64::from(r.adopted));
 }
 
-fn record_gauges(m: &Metrics, key: &str, s: &MultiCloudVMStatus) {
+fn record_gauges(m: &Metrics, key: &str, s: &MultiCloudVMStatus, max_cost_per_h: Option<f64>) {
     let d = DeploymentLabels { deployment: key.to_owned() };
+    let ready = s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+    m.ready.get_or_create(&d).set(i64::from(ready));
+    match max_cost_per_h {
+        Some(cap) => {
+            m.max_hourly_cost.get_or_create(&d).set(cap);
+        }
+        None => {
+            m.max_hourly_cost.remove(&d);
+        }
+    }
     if let Some(h) = &s.health {
         m.replicas.get_or_create(&d).set(i64::from(h.replicas));
         m.serving.get_or_create(&d).set(i64::from(h.serving));
@@ -390,13 +413,7 @@ async fn cleanup(obj: Arc<MultiCloudVM>, ctx: &Context) -> Result<Action> {
     }
     let live: Vec<_> = ctx.cloud.list(&uid).await?.into_iter().filter(|i| i.is_live()).collect();
     for i in &live {
-        match ctx.cloud.delete(&i.id).await {
-            Ok(()) => ctx.metrics.provider_call("delete", "ok", 1),
-            Err(e) => {
-                ctx.metrics.provider_call("delete", e.label(), 1);
-                return Err(e.into());
-            }
-        }
+        ctx.cloud.delete(&i.id).await?;
     }
     let remaining = ctx.cloud.list(&uid).await?.into_iter().filter(|i| i.is_live()).count();
     if remaining > 0 {
@@ -448,6 +465,7 @@ pub async fn run_elected(
     ctx.metrics.leader.set(0);
     ctx.ready.store(true, Ordering::SeqCst);
     let identity = elector.config().identity.clone();
+    let elector = elector.with_metrics(ctx.metrics.clone());
     let (tx, mut leading) = tokio::sync::watch::channel(false);
     let election = tokio::spawn(elector.run(tx));
     let (stop_tx, stop) = tokio::sync::watch::channel(false);

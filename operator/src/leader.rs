@@ -33,6 +33,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::clock::Clock;
+use crate::metrics::{LeaseLabels, Metrics};
 
 /// Errors of the leader election.
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +147,7 @@ pub struct LeaderElector {
     clock: Arc<dyn Clock>,
     observed: Option<Observed>,
     leading: bool,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for LeaderElector {
@@ -167,7 +169,14 @@ impl LeaderElector {
             clock,
             observed: None,
             leading: false,
+            metrics: None,
         })
+    }
+
+    /// Counts every attempt in `novacron_leader_lease_attempts_total` by result.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The settings.
@@ -195,6 +204,18 @@ impl LeaderElector {
     /// `Ok(false)`: another holder's lease has not expired. An error leaves the state as it was
     /// (a leader stays leader until its renew deadline).
     pub async fn try_acquire_or_renew(&mut self) -> Result<bool, LeaderError> {
+        let was_leading = self.leading;
+        let r = self.acquire_or_renew_once().await;
+        self.count(match &r {
+            Ok(true) if was_leading => "renewed",
+            Ok(true) => "acquired",
+            Ok(false) => "held",
+            Err(_) => "error",
+        });
+        r
+    }
+
+    async fn acquire_or_renew_once(&mut self) -> Result<bool, LeaderError> {
         let now = Instant::now();
         let Some(current) = self.api.get_opt(&self.config.lease_name).await? else {
             let spec = LeaseSpec {
@@ -302,7 +323,16 @@ impl LeaderElector {
     async fn attempt(&mut self, limit: Duration) -> Result<bool, LeaderError> {
         match tokio::time::timeout(limit, self.try_acquire_or_renew()).await {
             Ok(r) => r,
-            Err(_) => Err(LeaderError::Timeout(limit)),
+            Err(_) => {
+                self.count("error");
+                Err(LeaderError::Timeout(limit))
+            }
+        }
+    }
+
+    fn count(&self, result: &str) {
+        if let Some(m) = &self.metrics {
+            m.lease_attempts.get_or_create(&LeaseLabels { result: result.to_owned() }).inc();
         }
     }
 

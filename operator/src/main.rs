@@ -146,7 +146,8 @@ async fn main() -> anyhow::Result<()> {
                 retry_period: duration_arg("retry-period", &election.retry_period)?,
                 ..LeaderConfig::new(&election.lease_name, &namespace, &identity)
             };
-            let elector = LeaderElector::new(ctx.client.clone(), config, Arc::new(SystemClock))?;
+            let elector = LeaderElector::new(ctx.client.clone(), config, Arc::new(SystemClock))?
+                .with_metrics(ctx.metrics.clone());
             tracing::info!("leader election on lease {namespace}/{} as {identity}", election.lease_name);
             controller::run_elected(ctx, elector, shutdown_signal()).await.context(crd_hint)?;
             Ok(())

@@ -9,6 +9,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::provider::ProviderError;
+
 /// Labels naming a controller.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabels {
@@ -50,10 +52,52 @@ pub struct DecisionLabels {
     pub action: String,
 }
 
+/// Labels of an engine decision by the policy that made it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyDecisionLabels {
+    /// The placement policy (`cost-optimized`, `availability`, ...).
+    pub policy: String,
+    /// The deployment strategy (`active-passive`, `active-active`, `burst`, `cost-optimized`;
+    /// `none` before a spec is applied).
+    pub strategy: String,
+    /// The action (`provision`, `terminate`, `fail-over`, ...).
+    pub action: String,
+}
+
+/// Labels of a provider operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabels {
+    /// `create`, `delete`, `list`, `get`, `prices`, `unhealthy-regions`, `catalog`.
+    pub op: String,
+}
+
+/// Labels of a failed provider call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderErrorLabels {
+    /// The operation.
+    pub op: String,
+    /// [`crate::provider::ProviderError::label`].
+    pub error: String,
+}
+
+/// Labels of a leader election attempt.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LeaseLabels {
+    /// `acquired` (taken or created), `renewed`, `held` (by another replica), `error`.
+    pub result: String,
+}
+
+/// Labels of the build.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The operator's version.
+    pub version: String,
+}
+
 /// Labels of a provider call.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabels {
-    /// `create`, `delete`, `list`.
+    /// `create`, `delete`, `list`, `get`, `prices`, `unhealthy-regions`, `catalog`.
     pub op: String,
     /// Error label, `ok` for successes.
     pub result: String,
@@ -61,6 +105,11 @@ pub struct ProviderLabels {
 
 fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// Cloud API latency: 1 ms to about 65 s.
+fn provider_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
 }
 
 /// Every metric of the operator.
@@ -102,6 +151,24 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Terms as leader started.
     pub leader_terms: Counter,
+    /// Leader election attempts by result.
+    pub lease_attempts: Family<LeaseLabels, Counter>,
+    /// Engine decisions by placement policy, deployment strategy and action.
+    pub policy_decisions: Family<PolicyDecisionLabels, Counter>,
+    /// Failed provider calls by operation and error.
+    pub provider_errors: Family<ProviderErrorLabels, Counter>,
+    /// Provider call latency by operation, seconds.
+    pub provider_duration: Family<OpLabels, Histogram, fn() -> Histogram>,
+    /// 1 while a deployment's Ready condition is True, else 0.
+    pub ready: Family<DeploymentLabels, Gauge>,
+    /// A deployment's `costOptimization.maxCostPerHour`, $/h (absent without one).
+    pub max_hourly_cost: Family<DeploymentLabels, Gauge<f64, AtomicU64>>,
+    /// Deployments with an engine in memory.
+    pub engines: Gauge,
+    /// Decision log lines that could not be written.
+    pub decision_log_errors: Counter,
+    /// Always 1, labelled with the version.
+    pub build_info: Family<BuildLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -125,6 +192,15 @@ impl Default for Metrics {
             events: Family::default(),
             leader: Gauge::default(),
             leader_terms: Counter::default(),
+            lease_attempts: Family::default(),
+            policy_decisions: Family::default(),
+            provider_errors: Family::default(),
+            provider_duration: Family::new_with_constructor(provider_histogram),
+            ready: Family::default(),
+            max_hourly_cost: Family::default(),
+            engines: Gauge::default(),
+            decision_log_errors: Counter::default(),
+            build_info: Family::default(),
         }
     }
 }
@@ -151,7 +227,52 @@ impl Metrics {
         r.register("events_published", "Kubernetes Events published, by reason", self.events.clone());
         r.register("leader", "1 while this replica leads (holds the Lease), else 0", self.leader.clone());
         r.register("leader_terms", "Terms as leader started", self.leader_terms.clone());
+        r.register("leader_lease_attempts", "Leader election attempts by result", self.lease_attempts.clone());
+        r.register(
+            "policy_decisions",
+            "Engine actions by placement policy, deployment strategy and action",
+            self.policy_decisions.clone(),
+        );
+        r.register(
+            "provider_errors",
+            "Failed cloud provider calls by operation and error",
+            self.provider_errors.clone(),
+        );
+        r.register(
+            "provider_call_duration_seconds",
+            "Cloud provider call latency by operation",
+            self.provider_duration.clone(),
+        );
+        r.register("deployment_ready", "1 while the Ready condition is True", self.ready.clone());
+        r.register(
+            "deployment_max_hourly_cost_usd",
+            "The spec's costOptimization.maxCostPerHour, $/h",
+            self.max_hourly_cost.clone(),
+        );
+        r.register("engines", "Deployments with an engine in memory", self.engines.clone());
+        r.register("decision_log_errors", "Decision log writes that failed", self.decision_log_errors.clone());
+        r.register("build_info", "The operator's version (always 1)", self.build_info.clone());
+        self.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
+        // Counters that alerts take rates of start at 0 rather than appear at their first event.
+        for result in ["acquired", "renewed", "held", "error"] {
+            let _ = self.lease_attempts.get_or_create(&LeaseLabels { result: result.into() });
+        }
+        for op in ["create", "delete"] {
+            for error in ProviderError::LABELS {
+                let _ = self.provider_errors.get_or_create(&ProviderErrorLabels { op: op.into(), error: error.into() });
+            }
+        }
         self
+    }
+
+    /// Counts a failed provider call.
+    pub fn provider_error(&self, op: &str, error: &str) {
+        self.provider_errors.get_or_create(&ProviderErrorLabels { op: op.into(), error: error.into() }).inc();
+    }
+
+    /// Records a provider call's latency.
+    pub fn provider_latency(&self, op: &str, seconds: f64) {
+        self.provider_duration.get_or_create(&OpLabels { op: op.into() }).observe(seconds);
     }
 
     /// Counts a provider call.
@@ -171,6 +292,13 @@ impl Metrics {
         self.migrations.remove(&d);
         self.total_cost.remove(&d);
         self.unhealthy_regions.remove(&d);
-        // `vms` is cleared per deployment by the controller when it rewrites them.
+        self.ready.remove(&d);
+        self.max_hourly_cost.remove(&d);
+        for provider in ["aws", "azure", "gcp", "onprem"] {
+            for state in ["Provisioning", "Running", "Unadopted"] {
+                let l = VmLabels { deployment: deployment.to_owned(), provider: provider.into(), state: state.into() };
+                self.vms.remove(&l);
+            }
+        }
     }
 }

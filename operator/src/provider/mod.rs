@@ -12,6 +12,7 @@ use engine::{FailureCause, Market, Provider};
 use futures::future::BoxFuture;
 
 pub mod memory;
+pub mod metered;
 
 /// What a provider call can fail with.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -40,6 +41,9 @@ impl ProviderError {
             ProviderError::Api(_) | ProviderError::TokenMismatch(_) => FailureCause::ApiError,
         }
     }
+    /// Every [`ProviderError::label`].
+    pub const LABELS: [&str; 4] = ["insufficient-capacity", "throttled", "api", "token-mismatch"];
+
     /// A short label for metrics.
     pub fn label(&self) -> &'static str {
         match self {

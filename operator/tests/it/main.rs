@@ -8,5 +8,6 @@ mod e2e_script;
 mod equivalence;
 mod http;
 mod leader;
+mod metrics;
 mod tracker;
 mod translate;
