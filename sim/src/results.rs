@@ -932,9 +932,7 @@ fn fault_label(kind: &crate::scenario::FaultKind, s: &Scenario) -> (String, Stri
         F::Outage { region: r, zone: Some(z), .. } => {
             ("zone-outage".into(), format!("{}/{}", region(r), s.catalog.zones[z.idx()].name))
         }
-        F::SpotStorm { regions, .. } => {
-            ("spot-storm".into(), regions.iter().map(region).collect::<Vec<_>>().join(","))
-        }
+        F::SpotStorm { regions, .. } => ("spot-storm".into(), regions.iter().map(region).collect::<Vec<_>>().join(",")),
         F::PriceSpike { region: r, .. } => ("price-spike".into(), region(r)),
         F::CapacityCrunch { region: r, .. } => ("capacity-crunch".into(), region(r)),
         F::Metrics { deployment: g, .. } => ("metrics".into(), deployment(g)),
