@@ -5,8 +5,9 @@ use std::ops::{Add, AddAssign, Sub};
 
 use serde::{Deserialize, Serialize};
 
-/// A point in time, in milliseconds since the start of a run (the simulator's scenario start,
-/// or the operator's process start). Millisecond resolution keeps arithmetic exact in `u64`.
+/// A point in time, in milliseconds since an epoch the caller picks: the simulator's scenario
+/// start, or the Unix epoch in the operator (so that cron backup schedules fall on UTC times).
+/// Millisecond resolution keeps arithmetic exact in `u64`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SimTime(pub u64);
