@@ -653,14 +653,9 @@ impl Recorder {
         now: SimTime,
         c: &Catalog,
     ) {
-        let Some(d) = self.deps.get_mut(&id) else { return };
         // The outage that caused the move: one of `from` under way at the decision.
-        let outage = self
-            .outages
-            .iter()
-            .rev()
-            .find(|(r, at, end)| *r == from && *at <= now && end.is_none_or(|e| now <= e))
-            .map(|(_, at, _)| *at);
+        let outage = self.outage_start(from, now);
+        let Some(d) = self.deps.get_mut(&id) else { return };
         let reason = match reason {
             engine::MoveReason::Trigger(t) => t,
             other => serde_json::to_value(&other).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
@@ -676,6 +671,15 @@ impl Recorder {
             time_to_recover_s: None,
             cause_start: outage.unwrap_or(now),
         });
+    }
+
+    /// The start of the outage of `region` under way at `now`, if any.
+    fn outage_start(&self, region: engine::RegionId, now: SimTime) -> Option<SimTime> {
+        self.outages
+            .iter()
+            .rev()
+            .find(|(r, at, end)| *r == region && *at <= now && end.is_none_or(|e| now <= e))
+            .map(|(_, at, _)| *at)
     }
 
     /// A replica's migration finished.
@@ -727,12 +731,7 @@ impl Recorder {
     ) {
         let Some(d) = self.deps.get(&id) else { return };
         // The data was lost when the outage began, which may be well before the engine heard.
-        let lost_at = self
-            .outages
-            .iter()
-            .rev()
-            .find(|(r, at, end)| *r == from && *at <= now && end.is_none_or(|e| now <= e))
-            .map_or(now, |(_, at, _)| *at);
+        let lost_at = self.outage_start(from, now).unwrap_or(now);
         self.open_restores.push((self.restores.len(), lost_at));
         self.restores.push(RestoreRecord {
             time_s: now.as_secs_f64(),

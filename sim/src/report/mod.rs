@@ -139,27 +139,7 @@ pub fn write_report(results: &Path, opts: &ReportOptions) -> Result<Report> {
         return sweep::write_sweep_report(results, opts);
     }
     let data = load(results)?;
-    let out = opts.out.clone().unwrap_or_else(|| results.to_owned());
-    std::fs::create_dir_all(&out).map_err(|e| Error::Write { path: out.clone(), message: e.to_string() })?;
     let figures = figures::all(&data);
-    let rendered = render_all(&figures, opts.size)?;
-    let mut files = Vec::new();
-    for (f, r) in figures.iter().zip(&rendered) {
-        files.extend(write_figure(&out, f, r)?);
-    }
-    let embedded: Vec<html::Embedded<'_>> = figures
-        .iter()
-        .zip(&rendered)
-        .map(|(f, r)| html::Embedded {
-            figure: f,
-            png: &r.png,
-            size: opts.size,
-            links: vec![
-                ("SVG".into(), format!("figures/{}.svg", f.id)),
-                ("PNG".into(), format!("figures/{}.png", f.id)),
-            ],
-        })
-        .collect();
     let s = &data.summary;
     let name = s.get("scenario").and_then(|v| v.as_str()).unwrap_or("results");
     let subtitle = format!(
@@ -168,17 +148,50 @@ pub fn write_report(results: &Path, opts: &ReportOptions) -> Result<Report> {
         s.get("seed").map_or_else(|| "?".into(), |v| v.to_string()),
         results.display()
     );
-    let warnings = data.warnings();
-    let page = html::page(
-        &format!("NovaCron report: {name}"),
-        &subtitle,
-        &warnings,
-        &html::summary_tables(&data.summary),
-        &embedded,
-    );
+    let out = opts.out.clone().unwrap_or_else(|| results.to_owned());
+    let page = Page {
+        title: format!("NovaCron report: {name}"),
+        subtitle,
+        notes: data.warnings(),
+        tables: html::summary_tables(&data.summary),
+    };
+    write_page(&out, figures, page, opts.size)
+}
+
+/// What a report page says besides its figures.
+pub(crate) struct Page {
+    pub title: String,
+    pub subtitle: String,
+    pub notes: Vec<String>,
+    pub tables: Vec<html::Table>,
+}
+
+/// Renders `figures`, writes them under `out/figures/` and the page with them inlined as
+/// `out/report.html`.
+pub(crate) fn write_page(out: &Path, figures: Vec<Figure>, page: Page, size: (u32, u32)) -> Result<Report> {
+    std::fs::create_dir_all(out).map_err(|e| Error::Write { path: out.to_owned(), message: e.to_string() })?;
+    let rendered = render_all(&figures, size)?;
+    let mut files = Vec::new();
+    for (f, r) in figures.iter().zip(&rendered) {
+        files.extend(write_figure(out, f, r)?);
+    }
+    let embedded: Vec<html::Embedded<'_>> = figures
+        .iter()
+        .zip(&rendered)
+        .map(|(f, r)| html::Embedded {
+            figure: f,
+            png: &r.png,
+            size,
+            links: vec![
+                ("SVG".into(), format!("figures/{}.svg", f.id)),
+                ("PNG".into(), format!("figures/{}.png", f.id)),
+            ],
+        })
+        .collect();
+    let text = html::page(&page.title, &page.subtitle, &page.notes, &page.tables, &embedded);
     let html_path = out.join("report.html");
-    write(&html_path, page.as_bytes())?;
-    Ok(Report { html: html_path, files, figures, warnings })
+    write(&html_path, text.as_bytes())?;
+    Ok(Report { html: html_path, files, figures, warnings: page.notes })
 }
 
 /// Renders the figures on every core (rasterising the PNGs dominates).

@@ -7,7 +7,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use super::figures::{ComparisonRow, Figure, policy_comparison};
-use super::{Error, Report, ReportOptions, Result, html, render_all, write, write_figure};
+use super::{Error, Page, Report, ReportOptions, Result, html, write_page};
 use crate::sweep::stats::Estimate;
 
 /// The metrics compared: column, figure title, axis label.
@@ -106,28 +106,7 @@ pub fn write_sweep_report(dir: &Path, opts: &ReportOptions) -> Result<Report> {
         }
     }
     let out = opts.out.clone().unwrap_or_else(|| dir.to_owned());
-    std::fs::create_dir_all(&out).map_err(|e| Error::Write { path: out.clone(), message: e.to_string() })?;
-    let rendered = render_all(&figures, opts.size)?;
-    let mut files = Vec::new();
-    for (f, r) in figures.iter().zip(&rendered) {
-        files.extend(write_figure(&out, f, r)?);
-    }
-    let embedded: Vec<html::Embedded<'_>> = figures
-        .iter()
-        .zip(&rendered)
-        .map(|(f, r)| html::Embedded {
-            figure: f,
-            png: &r.png,
-            size: opts.size,
-            links: vec![
-                ("SVG".into(), format!("figures/{}.svg", f.id)),
-                ("PNG".into(), format!("figures/{}.png", f.id)),
-            ],
-        })
-        .collect();
     let subtitle = format!("{} runs from {}: mean and 95 % Student-t interval per policy", df.height(), path.display());
-    let page = html::page("NovaCron sweep report", &subtitle, &[], &tables, &embedded);
-    let html_path = out.join("report.html");
-    write(&html_path, page.as_bytes())?;
-    Ok(Report { html: html_path, files, figures, warnings: Vec::new() })
+    let page = Page { title: "NovaCron sweep report".into(), subtitle, notes: Vec::new(), tables };
+    write_page(&out, figures, page, opts.size)
 }
