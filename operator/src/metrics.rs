@@ -67,7 +67,7 @@ pub struct PolicyDecisionLabels {
 /// Labels of a provider operation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabels {
-    /// `create`, `delete`, `list`, `get`, `prices`, `unhealthy-regions`, `catalog`.
+    /// `create`, `delete`, `list`, `get`, `prices`, `unhealthy-regions`, `catalog`, `metrics`, `estimate-cost`.
     pub op: String,
 }
 
@@ -97,7 +97,7 @@ pub struct BuildLabels {
 /// Labels of a provider call.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabels {
-    /// `create`, `delete`, `list`, `get`, `prices`, `unhealthy-regions`, `catalog`.
+    /// `create`, `delete`, `list`, `get`, `prices`, `unhealthy-regions`, `catalog`, `metrics`, `estimate-cost`.
     pub op: String,
     /// Error label, `ok` for successes.
     pub result: String,

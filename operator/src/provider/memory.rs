@@ -14,7 +14,7 @@ use engine::{FailureCause, Market, Provider};
 use futures::future::{BoxFuture, FutureExt};
 
 use super::{
-    CloudCatalog, CloudInstance, CloudProvider, CreateRequest, InstanceState, InstanceTypeInfo, OfferInfo, PriceQuote,
+    CloudCatalog, CloudInstance, CloudProvider, CreateRequest, InstanceMetrics, InstanceState, InstanceTypeInfo, OfferInfo, PriceQuote,
     ProviderError, ProviderResult, RegionInfo,
 };
 
@@ -31,6 +31,7 @@ struct State {
     create_calls: u64,
     delete_calls: u64,
     prices: BTreeMap<(String, String, String, bool), f64>,
+    metrics: BTreeMap<String, InstanceMetrics>,
 }
 
 /// The in-memory cloud. Cheap to share behind an `Arc`.
@@ -40,6 +41,11 @@ pub struct MemoryCloud {
 }
 
 impl MemoryCloud {
+    /// Sets what [`CloudProvider::metrics`] reports for instance `id` from now on.
+    pub fn set_metrics(&self, id: &str, metrics: InstanceMetrics) {
+        self.lock().metrics.insert(id.to_owned(), metrics);
+    }
+
     /// A cloud selling `catalog`; instances stay `Pending` until [`MemoryCloud::boot_all`].
     pub fn new(catalog: CloudCatalog) -> Self {
         MemoryCloud { state: Mutex::new(State { catalog, ..State::default() }) }
@@ -306,5 +312,14 @@ impl CloudProvider for MemoryCloud {
     fn unhealthy_regions(&self) -> BoxFuture<'_, ProviderResult<Vec<String>>> {
         let v = self.lock().down.iter().cloned().collect();
         async move { Ok(v) }.boxed()
+    }
+
+    fn metrics<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ProviderResult<InstanceMetrics>> {
+        let s = self.lock();
+        let r = match s.instances.get(id) {
+            Some(_) => Ok(s.metrics.get(id).cloned().unwrap_or(InstanceMetrics { window_s: 300, ..Default::default() })),
+            None => Err(ProviderError::Api(format!("no instance {id}"))),
+        };
+        async move { r }.boxed()
     }
 }

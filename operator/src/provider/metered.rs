@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 
-use super::{CloudCatalog, CloudInstance, CloudProvider, CreateRequest, PriceQuote, ProviderResult};
+use engine::Market;
+
+use super::{CloudCatalog, CloudInstance, CloudProvider, CreateRequest, InstanceMetrics, PriceQuote, ProviderResult};
 use crate::metrics::Metrics;
 
 /// `inner`, measured.
@@ -102,6 +104,29 @@ impl CloudProvider for Metered {
             let t = Instant::now();
             let r = self.inner.unhealthy_regions().await;
             self.observe("unhealthy-regions", t, &r);
+            r
+        })
+    }
+
+    fn metrics<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ProviderResult<InstanceMetrics>> {
+        Box::pin(async move {
+            let t = Instant::now();
+            let r = self.inner.metrics(id).await;
+            self.observe("metrics", t, &r);
+            r
+        })
+    }
+
+    fn estimate_cost<'a>(
+        &'a self,
+        region: &'a str,
+        instance_type: &'a str,
+        market: Market,
+    ) -> BoxFuture<'a, ProviderResult<f64>> {
+        Box::pin(async move {
+            let t = Instant::now();
+            let r = self.inner.estimate_cost(region, instance_type, market).await;
+            self.observe("estimate-cost", t, &r);
             r
         })
     }

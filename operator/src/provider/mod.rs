@@ -30,6 +30,10 @@ pub enum ProviderError {
     /// The client token was used before for a different request (EC2 `IdempotentParameterMismatch`).
     #[error("client token {0} was used for a different request")]
     TokenMismatch(String),
+    /// The cloud refused the credentials (missing, malformed, expired or not allowed). The
+    /// message names the credential's source, never its value.
+    #[error("credentials rejected: {0}")]
+    Auth(String),
 }
 
 impl ProviderError {
@@ -38,11 +42,11 @@ impl ProviderError {
         match self {
             ProviderError::InsufficientCapacity(_) => FailureCause::InsufficientCapacity,
             ProviderError::Throttled(_) => FailureCause::Throttled,
-            ProviderError::Api(_) | ProviderError::TokenMismatch(_) => FailureCause::ApiError,
+            ProviderError::Api(_) | ProviderError::TokenMismatch(_) | ProviderError::Auth(_) => FailureCause::ApiError,
         }
     }
     /// Every [`ProviderError::label`].
-    pub const LABELS: [&str; 4] = ["insufficient-capacity", "throttled", "api", "token-mismatch"];
+    pub const LABELS: [&str; 5] = ["insufficient-capacity", "throttled", "api", "token-mismatch", "auth"];
 
     /// A short label for metrics.
     pub fn label(&self) -> &'static str {
@@ -51,6 +55,7 @@ impl ProviderError {
             ProviderError::Throttled(_) => "throttled",
             ProviderError::Api(_) => "api",
             ProviderError::TokenMismatch(_) => "token-mismatch",
+            ProviderError::Auth(_) => "auth",
         }
     }
 }
@@ -201,6 +206,20 @@ impl CloudInstance {
     }
 }
 
+/// Recent usage of one instance, as the cloud's monitoring reports it (CloudWatch, Azure
+/// Monitor, Cloud Monitoring). A field is `None` when the cloud has no datapoint yet.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InstanceMetrics {
+    /// Mean CPU utilisation over the window, percent (0–100).
+    pub cpu_percent: Option<f64>,
+    /// Bytes received over the window.
+    pub network_in_bytes: Option<f64>,
+    /// Bytes sent over the window.
+    pub network_out_bytes: Option<f64>,
+    /// Length of the window the figures cover, seconds.
+    pub window_s: u64,
+}
+
 /// A cloud (or several behind one front): the operations the controller needs.
 ///
 /// Every method is safe to call again after a timeout: `create` is idempotent on its client
@@ -221,4 +240,25 @@ pub trait CloudProvider: Send + Sync {
     fn prices(&self) -> BoxFuture<'_, ProviderResult<Vec<PriceQuote>>>;
     /// Names of the regions the provider reports unhealthy now.
     fn unhealthy_regions(&self) -> BoxFuture<'_, ProviderResult<Vec<String>>>;
+    /// Recent CPU and network usage of one instance.
+    fn metrics<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ProviderResult<InstanceMetrics>>;
+    /// What an instance of `instance_type` in `region` costs on `market`, $/h, comparable across
+    /// providers. The default takes the cheapest zone's current price from [`CloudProvider::prices`];
+    /// an offer the provider does not sell is an [`ProviderError::Api`] error.
+    fn estimate_cost<'a>(
+        &'a self,
+        region: &'a str,
+        instance_type: &'a str,
+        market: Market,
+    ) -> BoxFuture<'a, ProviderResult<f64>> {
+        Box::pin(async move {
+            self.prices()
+                .await?
+                .into_iter()
+                .filter(|q| q.region == region && q.instance_type == instance_type && q.market == market)
+                .map(|q| q.price_per_h)
+                .min_by(f64::total_cmp)
+                .ok_or_else(|| ProviderError::Api(format!("no {market:?} price for {instance_type} in {region}")))
+        })
+    }
 }
