@@ -24,7 +24,15 @@
 //! random numbers: time comes in as `now`, and the same events give the same actions, bit for bit.
 //! Ties are broken by catalog order; internal maps use a fixed hasher and are never iterated where
 //! order could leak into a decision.
+//!
+//! ## Caching
+//! [`cache`] holds the policy of the two-level cache (in-process L1, shared Redis L2) in front of
+//! cloud API calls: TTLs by key pattern, lazy or eager refresh, the write strategies
+//! (write-through, write-behind, read-through, cache-aside), strong or eventual consistency,
+//! warming plans, LRU/LFU/FIFO eviction and memory thresholds — each a pure decision of the key,
+//! the stored entries' metadata and `now`. The simulator measures it; the operator runs it.
 
+pub mod cache;
 pub mod cost;
 pub mod deploy;
 pub mod dr;
@@ -36,6 +44,7 @@ pub mod policy;
 pub mod snapshot;
 pub mod time;
 
+pub use cache::{CacheConfig, CachePolicy, EntryMeta, ReadDecision, WriteDecision};
 pub use cost::{Billing, Commitment, CostModel, EgressPrices};
 pub use deploy::{Deployment, DeploymentSpec, MoveReason, Strategy};
 pub use engine::{Action, Bill, Engine, EngineConfig, Event, FailureCause, ProvisionReason};
