@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use engine::{FailureCause, Market, Provider};
 use futures::future::BoxFuture;
 
+pub mod azure;
+pub mod gcp;
 pub mod memory;
 pub mod metered;
 

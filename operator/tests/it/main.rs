@@ -1,11 +1,13 @@
 //! The operator's integration tests: one binary, a module per topic.
 
+mod azure;
 mod common;
 mod controller;
 mod crds;
 mod decision_log;
 mod e2e_script;
 mod equivalence;
+mod gcp;
 mod http;
 mod leader;
 mod metrics;
