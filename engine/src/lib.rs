@@ -41,6 +41,7 @@ pub mod hosts;
 pub mod migration;
 pub mod model;
 pub mod policy;
+pub mod prices;
 pub mod snapshot;
 pub mod time;
 
@@ -55,6 +56,7 @@ pub use model::{
     Zone, ZoneId,
 };
 pub use policy::{Decision, LearnedConfig, ModelArtifact, ModelSource, PlacementPolicy, PolicyConfig, Scores};
+pub use prices::{PriceBook, PriceError, PriceTable};
 pub use snapshot::{Candidate, RejectReason, Snapshot};
 pub use time::{DurationError, SimDuration, SimTime};
 

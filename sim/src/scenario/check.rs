@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use engine::prices::{self, PriceBook, PriceTable};
 use engine::{
     Billing, Catalog, Commitment, CostModel, EgressPrices, EngineConfig, Fit, GroupId, InstanceType, InstanceTypeId,
-    Offer, OfferId, OfferKind, PoolId, PoolSpec, Provider, Region, RegionId, Resources, SimDuration, SimTime, Zone,
-    ZoneId,
+    Market, Offer, OfferId, OfferKind, PoolId, PoolSpec, Provider, Region, RegionId, Resources, SimDuration, SimTime,
+    Zone, ZoneId,
 };
 use rand_distr::{Exp, LogNormal, Pareto, Weibull};
 
@@ -283,6 +284,14 @@ impl Checker<'_> {
             regions[region.idx()].zones.iter().copied().find(|z| zones[z.idx()].name == name)
         };
 
+        // Price tables, and each region's name in them.
+        let book = self.pricing(raw.pricing.as_ref());
+        let cloud_regions: Vec<String> = raw
+            .regions
+            .iter()
+            .map(|r| r.cloud_region.clone().unwrap_or_else(|| prices::cloud_region(r.provider, &r.name).to_owned()))
+            .collect();
+
         // Offers.
         let mut offers = Vec::new();
         let mut spot = Vec::new();
@@ -301,7 +310,33 @@ impl Checker<'_> {
                 );
                 continue;
             };
-            self.number(&format!("{key}.on_demand"), o.on_demand, 0.0, 1.0e5);
+            let provider = regions[region.idx()].provider;
+            let t = &raw.instance_types[itype.idx()];
+            let shape = prices::Shape { vcpu: f64::from(t.vcpu), memory_gib: t.memory_gib };
+            let table_price = |market: Market| -> Option<Result<f64, String>> {
+                let table = book.table(provider)?;
+                Some(
+                    table
+                        .market_price(&cloud_regions[region.idx()], &o.instance_type, Some(shape), market)
+                        .map(|p| p.usd_per_h)
+                        .map_err(|e| e.to_string()),
+                )
+            };
+            let on_demand = match (o.on_demand, table_price(Market::OnDemand)) {
+                (Some(p), _) => self.number(&format!("{key}.on_demand"), p, 0.0, 1.0e5),
+                (None, Some(Ok(p))) => p,
+                (None, Some(Err(e))) => {
+                    self.bad(&format!("{key}.on_demand"), format!("no on_demand price given, and {e}"));
+                    continue;
+                }
+                (None, None) => {
+                    self.bad(
+                        &format!("{key}.on_demand"),
+                        format!("missing: give on_demand, or a [pricing] {provider} table to take it from"),
+                    );
+                    continue;
+                }
+            };
             let zone_list: Vec<ZoneId> = if o.zones.is_empty() {
                 regions[region.idx()].zones.clone()
             } else {
@@ -314,7 +349,10 @@ impl Checker<'_> {
                 }
                 v
             };
-            let spot_sim = o.spot.as_ref().and_then(|s| self.spot(&format!("{key}.spot"), s, o.on_demand));
+            let spot_sim = o.spot.as_ref().and_then(|s| {
+                let table = if s.price.is_none() && s.series.is_none() { table_price(Market::Spot) } else { None };
+                self.spot(&format!("{key}.spot"), s, on_demand, table)
+            });
             for z in zone_list {
                 let id = OfferId(offers.len() as u32);
                 offer_names.insert(format!("{}/{}/{}", o.region, zones[z.idx()].name, o.instance_type), id);
@@ -323,7 +361,7 @@ impl Checker<'_> {
                     region,
                     zone: z,
                     kind: OfferKind::Instance(itype),
-                    on_demand_per_h: o.on_demand,
+                    on_demand_per_h: on_demand,
                     spot_per_h: spot_sim
                         .as_ref()
                         .map(|s| s.series.as_ref().and_then(|p| p.first()).map_or(s.mean_price, |p| p.price_per_h)),
@@ -1105,15 +1143,28 @@ impl Checker<'_> {
         })
     }
 
-    fn spot(&mut self, key: &str, s: &raw::RawSpot, on_demand: f64) -> Option<SpotSim> {
+    /// A spot market; `table` is the price table's spot price when the market gives neither a
+    /// price nor a series and its provider has a table.
+    fn spot(
+        &mut self,
+        key: &str,
+        s: &raw::RawSpot,
+        on_demand: f64,
+        table: Option<Result<f64, String>>,
+    ) -> Option<SpotSim> {
         let series = match &s.series {
             Some(file) => Some(self.series(&format!("{key}.series"), file)?),
             None => None,
         };
-        let price = match (s.price, &series) {
-            (Some(p), _) => self.number(&format!("{key}.price"), p, 0.0, 1.0e5),
-            (None, Some(pts)) => pts.first().map_or(0.0, |p| p.price_per_h),
-            (None, None) => {
+        let price = match (s.price, &series, table) {
+            (Some(p), _, _) => self.number(&format!("{key}.price"), p, 0.0, 1.0e5),
+            (None, Some(pts), _) => pts.first().map_or(0.0, |p| p.price_per_h),
+            (None, None, Some(Ok(p))) => p,
+            (None, None, Some(Err(e))) => {
+                self.bad(&format!("{key}.price"), format!("a spot market needs a price or a series, and {e}"));
+                return None;
+            }
+            (None, None, None) => {
                 self.bad(&format!("{key}.price"), "a spot market needs a price or a series");
                 return None;
             }
@@ -1136,6 +1187,29 @@ impl Checker<'_> {
             series,
             cap: on_demand,
         })
+    }
+
+    /// Reads the `[pricing]` tables (each problem recorded at its key, naming file and line).
+    fn pricing(&mut self, raw: Option<&raw::RawPricing>) -> PriceBook {
+        let mut book = PriceBook::default();
+        let Some(raw) = raw else { return book };
+        for (provider, file) in [(Provider::Aws, &raw.aws), (Provider::Azure, &raw.azure), (Provider::Gcp, &raw.gcp)] {
+            let Some(file) = file else { continue };
+            let key = format!("pricing.{provider}");
+            let path = self.relative(file);
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.bad(&key, format!("cannot read price table {}: {e}", path.display()));
+                    continue;
+                }
+            };
+            match PriceTable::parse(provider, &path.display().to_string(), &text) {
+                Ok(t) => book.insert(t),
+                Err(e) => self.bad(&key, format!("bad price table: {e}")),
+            }
+        }
+        book
     }
 
     /// Reads a recorded spot series: CSV with header `time_s,price_per_h,interruption_rate_per_h`.

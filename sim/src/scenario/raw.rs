@@ -63,6 +63,20 @@ pub struct RawScenario {
     /// Multi-cloud deployments.
     #[serde(default)]
     pub deployments: Vec<RawDeployment>,
+    /// Price tables that price offers like the real clouds (`data/prices/*.csv`).
+    #[serde(default)]
+    pub pricing: Option<RawPricing>,
+}
+
+/// `[pricing]`: a price table file per provider, relative to the scenario file. An offer in a
+/// region of a provider with a table may leave out `on_demand` (and a spot market its `price`):
+/// the table prices it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPricing {
+    pub aws: Option<String>,
+    pub azure: Option<String>,
+    pub gcp: Option<String>,
 }
 
 /// `[engine]`: durations as strings.
@@ -154,6 +168,10 @@ pub struct RawRegion {
     /// Other names of this region, as manifests may write them (`aws-us-east`).
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// The cloud's own name of the region in the price tables (default: the name without its
+    /// `<provider>-` prefix, `aws-us-east-1` → `us-east-1`).
+    #[serde(default)]
+    pub cloud_region: Option<String>,
 }
 
 /// `[[offers]]`.
@@ -165,8 +183,9 @@ pub struct RawOffer {
     #[serde(default)]
     pub zones: Vec<String>,
     pub instance_type: String,
-    /// On-demand $/h.
-    pub on_demand: f64,
+    /// On-demand $/h; from the `[pricing]` table when left out.
+    #[serde(default)]
+    pub on_demand: Option<f64>,
     /// Instances per zone.
     pub capacity: u32,
     #[serde(default)]

@@ -5,6 +5,7 @@ mod cli;
 mod determinism;
 mod exact;
 mod notebooks;
+mod pricing;
 mod recovery;
 mod replay;
 mod report;
