@@ -3,18 +3,21 @@
 //! owning object's UID, and every instance carries its owner's UID and replica slot, so that an
 //! operator that restarts finds (and adopts or deletes) what it created before.
 //!
-//! [`memory::MemoryCloud`] is the in-memory implementation the tests and a local run use. The real
-//! AWS, Azure and GCP providers are later work (a later issue).
+//! [`memory::MemoryCloud`] is the in-memory implementation the tests and a local run use;
+//! [`aws`], [`azure`] and [`gcp`] are the real clouds. [`retry::Retrying`] retries throttled calls of any provider
+//! with exponential backoff and full jitter, as [`metered::Metered`] measures them.
 
 use std::collections::BTreeMap;
 
 use engine::{FailureCause, Market, Provider};
 use futures::future::BoxFuture;
 
+pub mod aws;
 pub mod azure;
 pub mod gcp;
 pub mod memory;
 pub mod metered;
+pub mod retry;
 
 /// What a provider call can fail with.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
