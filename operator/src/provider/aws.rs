@@ -65,8 +65,8 @@ use engine::{FailureCause, Market, Provider};
 use futures::future::BoxFuture;
 
 use super::{
-    CloudCatalog, CloudInstance, CloudProvider, CreateRequest, InstanceMetrics, InstanceState, InstanceTypeInfo, OfferInfo,
-    PriceQuote, ProviderError, ProviderResult, RegionInfo,
+    CloudCatalog, CloudInstance, CloudProvider, CreateRequest, InstanceMetrics, InstanceState, InstanceTypeInfo,
+    OfferInfo, PriceQuote, ProviderError, ProviderResult, RegionInfo,
 };
 
 /// Tag holding the owning Kubernetes object's UID.
@@ -144,8 +144,16 @@ impl fmt::Debug for AwsCredentials {
 
 impl AwsCredentials {
     /// Credentials from their parts.
-    pub fn new(access_key_id: impl Into<String>, secret_access_key: impl Into<String>, session_token: Option<String>) -> Self {
-        AwsCredentials { access_key_id: access_key_id.into(), secret_access_key: secret_access_key.into(), session_token }
+    pub fn new(
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+        session_token: Option<String>,
+    ) -> Self {
+        AwsCredentials {
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret_access_key.into(),
+            session_token,
+        }
     }
 
     /// Credentials from a Secret's `data` (values already base64-decoded, as k8s-openapi hands
@@ -173,7 +181,12 @@ impl AwsCredentials {
     }
 }
 
-fn secret_value(source_name: &str, data: &BTreeMap<String, Vec<u8>>, keys: &[&str], what: &'static str) -> Result<String> {
+fn secret_value(
+    source_name: &str,
+    data: &BTreeMap<String, Vec<u8>>,
+    keys: &[&str],
+    what: &'static str,
+) -> Result<String> {
     let Some((key, raw)) = keys.iter().find_map(|k| data.get(*k).map(|v| (*k, v))) else {
         return Err(Error::MissingKey { source_name: source_name.to_owned(), what, expected: keys.join(" or ") });
     };
@@ -205,6 +218,8 @@ pub struct AwsConfig {
     pub region_image_ids: BTreeMap<String, String>,
     /// Endpoint for every EC2 and CloudWatch call instead of AWS's (a test server).
     pub endpoint_url: Option<String>,
+    /// Endpoint for CloudWatch calls only, instead of [`AwsConfig::endpoint_url`].
+    pub cloudwatch_endpoint_url: Option<String>,
     /// Static credentials; `None` uses the SDK's default chain.
     pub credentials: Option<AwsCredentials>,
     /// On-demand prices (EC2 has no price API). Offers without a price are not sold.
@@ -235,6 +250,7 @@ impl Default for AwsConfig {
             image_id: String::new(),
             region_image_ids: BTreeMap::new(),
             endpoint_url: None,
+            cloudwatch_endpoint_url: None,
             credentials: None,
             on_demand_prices: OnDemandPrices::new(),
             offer_capacity: 20,
@@ -339,7 +355,9 @@ impl AwsCloud {
             }
             let image_id = config.region_image_ids.get(code).unwrap_or(&config.image_id).clone();
             if image_id.is_empty() {
-                return Err(Error::Config(format!("no AMI for region {code}: set image_id or region_image_ids[{code}]")));
+                return Err(Error::Config(format!(
+                    "no AMI for region {code}: set image_id or region_image_ids[{code}]"
+                )));
             }
             let location = config
                 .region_locations
@@ -350,10 +368,14 @@ impl AwsCloud {
                     Error::Config(format!("no location known for region {code}: add it to region_locations"))
                 })?;
             let region = Region::new(code.clone());
-            let ec2 = aws_sdk_ec2::Client::from_conf(aws_sdk_ec2::config::Builder::from(&shared).region(region.clone()).build());
-            let cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
-                aws_sdk_cloudwatch::config::Builder::from(&shared).region(region).build(),
+            let ec2 = aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(&shared).region(region.clone()).build(),
             );
+            let mut cw = aws_sdk_cloudwatch::config::Builder::from(&shared).region(region);
+            if let Some(url) = &config.cloudwatch_endpoint_url {
+                cw = cw.endpoint_url(url);
+            }
+            let cloudwatch = aws_sdk_cloudwatch::Client::from_conf(cw.build());
             let carbon = config.region_carbon_g_per_kwh.get(code).copied().unwrap_or(config.carbon_g_per_kwh);
             regions.insert(code.clone(), RegionClients { ec2, cloudwatch, image_id, location, carbon });
         }
@@ -444,10 +466,10 @@ impl AwsCloud {
     }
 
     async fn do_get(&self, id: &str) -> ProviderResult<Option<(String, CloudInstance)>> {
-        if let Some(code) = self.known_region(id) {
-            if let Some(i) = self.describe_one(&code, id).await? {
-                return Ok(Some((code, i)));
-            }
+        if let Some(code) = self.known_region(id)
+            && let Some(i) = self.describe_one(&code, id).await?
+        {
+            return Ok(Some((code, i)));
         }
         for code in self.regions.keys() {
             if let Some(i) = self.describe_one(code, id).await? {
@@ -492,7 +514,9 @@ impl AwsCloud {
             .max_count(1)
             .placement(Placement::builder().availability_zone(&r.zone).build())
             .client_token(&r.client_token)
-            .tag_specifications(TagSpecification::builder().resource_type(ResourceType::Instance).set_tags(Some(tags)).build());
+            .tag_specifications(
+                TagSpecification::builder().resource_type(ResourceType::Instance).set_tags(Some(tags)).build(),
+            );
         if r.market == Market::Spot {
             call = call.instance_market_options(
                 InstanceMarketOptionsRequest::builder()
@@ -578,7 +602,9 @@ impl AwsCloud {
         let mut next: Option<String> = None;
         for page_no in 0..=MAX_PAGES {
             if page_no == MAX_PAGES {
-                return Err(ProviderError::Api(format!("DescribeSpotPriceHistory in {code}: more than {MAX_PAGES} pages")));
+                return Err(ProviderError::Api(format!(
+                    "DescribeSpotPriceHistory in {code}: more than {MAX_PAGES} pages"
+                )));
             }
             let mut call = ec2
                 .describe_spot_price_history()
@@ -658,8 +684,15 @@ impl AwsCloud {
                         n.as_str().to_owned(),
                         InstanceTypeInfo {
                             name: n.as_str().to_owned(),
-                            vcpu: t.v_cpu_info().and_then(|v| v.default_v_cpus()).and_then(|v| u32::try_from(v).ok()).unwrap_or(0),
-                            memory_gib: t.memory_info().and_then(|m| m.size_in_mib()).map_or(0.0, |m| m as f64 / 1024.0),
+                            vcpu: t
+                                .v_cpu_info()
+                                .and_then(|v| v.default_v_cpus())
+                                .and_then(|v| u32::try_from(v).ok())
+                                .unwrap_or(0),
+                            memory_gib: t
+                                .memory_info()
+                                .and_then(|m| m.size_in_mib())
+                                .map_or(0.0, |m| m as f64 / 1024.0),
                             gpu: u32::try_from(gpu).unwrap_or(0),
                         },
                     );
@@ -830,7 +863,10 @@ fn check_tags(r: &CreateRequest) -> ProviderResult<()> {
         }
     }
     if r.client_token.is_empty() || r.client_token.len() > 64 || !r.client_token.is_ascii() {
-        return Err(ProviderError::Api(format!("client token {:?}: EC2 takes 1 to 64 ASCII characters", r.client_token)));
+        return Err(ProviderError::Api(format!(
+            "client token {:?}: EC2 takes 1 to 64 ASCII characters",
+            r.client_token
+        )));
     }
     Ok(())
 }
@@ -977,7 +1013,9 @@ where
                 ErrorClass::Capacity => ProviderError::InsufficientCapacity(text),
                 ErrorClass::Auth => ProviderError::Auth(text),
                 ErrorClass::TokenMismatch => ProviderError::TokenMismatch(token.unwrap_or_default().to_owned()),
-                ErrorClass::Other if code.is_empty() && (status == 429 || status >= 500) => ProviderError::Throttled(text),
+                ErrorClass::Other if code.is_empty() && (status == 429 || status >= 500) => {
+                    ProviderError::Throttled(text)
+                }
                 ErrorClass::Other if code.is_empty() && (status == 401 || status == 403) => ProviderError::Auth(text),
                 ErrorClass::Other => ProviderError::Api(text),
             }
@@ -1022,7 +1060,8 @@ fn is_not_found_message(m: &str) -> bool {
 
 /// `e` with every secret replaced by `[redacted]`.
 fn scrub(e: ProviderError, secrets: &[String]) -> ProviderError {
-    let clean = |m: String| secrets.iter().filter(|s| !s.is_empty()).fold(m, |m, s| m.replace(s.as_str(), "[redacted]"));
+    let clean =
+        |m: String| secrets.iter().filter(|s| !s.is_empty()).fold(m, |m, s| m.replace(s.as_str(), "[redacted]"));
     match e {
         ProviderError::InsufficientCapacity(m) => ProviderError::InsufficientCapacity(clean(m)),
         ProviderError::Throttled(m) => ProviderError::Throttled(clean(m)),
@@ -1078,11 +1117,16 @@ mod tests {
     fn credentials_from_secret_data() {
         let c = AwsCredentials::from_secret_data(
             "secret ns/aws",
-            &data(&[("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE\n"), ("AWS_SECRET_ACCESS_KEY", "s3cr3t"), ("AWS_SESSION_TOKEN", "tok")]),
+            &data(&[
+                ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE\n"),
+                ("AWS_SECRET_ACCESS_KEY", "s3cr3t"),
+                ("AWS_SESSION_TOKEN", "tok"),
+            ]),
         )
         .expect("valid");
         assert_eq!(c, AwsCredentials::new("AKIAEXAMPLE", "s3cr3t", Some("tok".into())));
-        let c = AwsCredentials::from_secret_data("s", &data(&[("accessKeyId", "A"), ("secretAccessKey", "B")])).expect("valid");
+        let c = AwsCredentials::from_secret_data("s", &data(&[("accessKeyId", "A"), ("secretAccessKey", "B")]))
+            .expect("valid");
         assert_eq!(c, AwsCredentials::new("A", "B", None));
     }
 
@@ -1092,17 +1136,24 @@ mod tests {
             .expect_err("no key id");
         let m = e.to_string();
         assert!(m.contains("secret ns/aws") && m.contains("AWS_ACCESS_KEY_ID or accessKeyId"), "{m}");
-        let e = AwsCredentials::from_secret_data("s", &data(&[("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")])).expect_err("no secret");
+        let e = AwsCredentials::from_secret_data("s", &data(&[("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")]))
+            .expect_err("no secret");
         assert!(e.to_string().contains("AWS_SECRET_ACCESS_KEY") && !e.to_string().contains("AKIAEXAMPLE"), "{e}");
         let mut d = data(&[("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")]);
         d.insert("AWS_SECRET_ACCESS_KEY".into(), vec![0xff, 0xfe, b'x']);
         let e = AwsCredentials::from_secret_data("s", &d).expect_err("not UTF-8");
         assert_eq!(e.to_string(), "s: data key AWS_SECRET_ACCESS_KEY is not UTF-8");
-        let e = AwsCredentials::from_secret_data("s", &data(&[("AWS_ACCESS_KEY_ID", "AKIA EXAMPLE"), ("AWS_SECRET_ACCESS_KEY", "x")]))
-            .expect_err("blank");
+        let e = AwsCredentials::from_secret_data(
+            "s",
+            &data(&[("AWS_ACCESS_KEY_ID", "AKIA EXAMPLE"), ("AWS_SECRET_ACCESS_KEY", "x")]),
+        )
+        .expect_err("blank");
         assert_eq!(e.to_string(), "s: data key AWS_ACCESS_KEY_ID contains blanks");
-        let e = AwsCredentials::from_secret_data("s", &data(&[("AWS_ACCESS_KEY_ID", "A"), ("AWS_SECRET_ACCESS_KEY", "\n")]))
-            .expect_err("empty");
+        let e = AwsCredentials::from_secret_data(
+            "s",
+            &data(&[("AWS_ACCESS_KEY_ID", "A"), ("AWS_SECRET_ACCESS_KEY", "\n")]),
+        )
+        .expect_err("empty");
         assert_eq!(e.to_string(), "s: data key AWS_SECRET_ACCESS_KEY is empty");
         let e = AwsCredentials::from_secret_data(
             "s",
@@ -1138,14 +1189,20 @@ mod tests {
         assert_eq!(instance_state("running", Some("")), InstanceState::Running);
         assert_eq!(instance_state("terminated", Some("Client.UserInitiatedShutdown")), InstanceState::Terminated);
         assert_eq!(instance_state("shutting-down", None), InstanceState::Terminated);
-        assert_eq!(instance_state("terminated", Some("Server.SpotInstanceTermination")), InstanceState::Lost(Interrupted));
+        assert_eq!(
+            instance_state("terminated", Some("Server.SpotInstanceTermination")),
+            InstanceState::Lost(Interrupted)
+        );
         assert_eq!(instance_state("stopped", Some("Server.SpotInstanceShutdown")), InstanceState::Lost(Interrupted));
         assert_eq!(
             instance_state("terminated", Some("Server.InsufficientInstanceCapacity")),
             InstanceState::Lost(InsufficientCapacity)
         );
         assert_eq!(instance_state("terminated", Some("Server.InternalError")), InstanceState::Lost(Crashed));
-        assert_eq!(instance_state("terminated", Some("Client.InstanceInitiatedShutdown")), InstanceState::Lost(Crashed));
+        assert_eq!(
+            instance_state("terminated", Some("Client.InstanceInitiatedShutdown")),
+            InstanceState::Lost(Crashed)
+        );
         assert_eq!(instance_state("stopped", Some("Client.UserInitiatedShutdown")), InstanceState::Lost(Crashed));
         assert_eq!(instance_state("rebooting-someday", None), InstanceState::Pending);
     }

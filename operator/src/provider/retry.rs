@@ -20,7 +20,10 @@ use std::time::Duration;
 use engine::Market;
 use futures::future::BoxFuture;
 
-use super::{CloudCatalog, CloudInstance, CloudProvider, CreateRequest, InstanceMetrics, PriceQuote, ProviderError, ProviderResult};
+use super::{
+    CloudCatalog, CloudInstance, CloudProvider, CreateRequest, InstanceMetrics, PriceQuote, ProviderError,
+    ProviderResult,
+};
 
 /// A retry policy that cannot work.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -54,7 +57,9 @@ impl RetryPolicy {
     /// The policy, or what is wrong with it.
     pub fn check(self) -> Result<Self, Error> {
         if self.max_attempts == 0 {
-            return Err(Error::Policy("max_attempts is 0: it counts every call, the first included (1 = no retry)".into()));
+            return Err(Error::Policy(
+                "max_attempts is 0: it counts every call, the first included (1 = no retry)".into(),
+            ));
         }
         if self.base.is_zero() {
             return Err(Error::Policy("base is 0: backoff needs a positive first delay".into()));
@@ -133,7 +138,8 @@ impl Retrying {
     /// Retries `inner` by `policy`, jitter seeded from the clock and the process id (replicas
     /// throttled together do not retry in step).
     pub fn new(inner: Arc<dyn CloudProvider>, policy: RetryPolicy) -> Result<Self, Error> {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         Self::with_jitter(inner, policy, SplitMix64::new(nanos ^ (u64::from(std::process::id()) << 32)))
     }
 
@@ -143,7 +149,11 @@ impl Retrying {
     }
 
     /// Retries `inner` by `policy`, jitter from `jitter`.
-    pub fn with_jitter(inner: Arc<dyn CloudProvider>, policy: RetryPolicy, jitter: impl Jitter + 'static) -> Result<Self, Error> {
+    pub fn with_jitter(
+        inner: Arc<dyn CloudProvider>,
+        policy: RetryPolicy,
+        jitter: impl Jitter + 'static,
+    ) -> Result<Self, Error> {
         Ok(Retrying { inner, policy: policy.check()?, jitter: Mutex::new(Box::new(jitter)) })
     }
 
@@ -157,7 +167,11 @@ impl Retrying {
         self.policy.delay(retry, fraction)
     }
 
-    async fn run<'a, T>(&'a self, op: &'static str, mut call: impl FnMut() -> BoxFuture<'a, ProviderResult<T>>) -> ProviderResult<T> {
+    async fn run<'a, T>(
+        &'a self,
+        op: &'static str,
+        mut call: impl FnMut() -> BoxFuture<'a, ProviderResult<T>>,
+    ) -> ProviderResult<T> {
         let mut retry = 0;
         loop {
             match call().await {
@@ -206,7 +220,12 @@ impl CloudProvider for Retrying {
         Box::pin(self.run("metrics", || self.inner.metrics(id)))
     }
 
-    fn estimate_cost<'a>(&'a self, region: &'a str, instance_type: &'a str, market: Market) -> BoxFuture<'a, ProviderResult<f64>> {
+    fn estimate_cost<'a>(
+        &'a self,
+        region: &'a str,
+        instance_type: &'a str,
+        market: Market,
+    ) -> BoxFuture<'a, ProviderResult<f64>> {
         Box::pin(self.run("estimate-cost", move || self.inner.estimate_cost(region, instance_type, market)))
     }
 }
@@ -330,7 +349,11 @@ mod tests {
 
     #[test]
     fn bad_policies_are_refused() {
-        let p = |base, cap, max_attempts| RetryPolicy { base: Duration::from_millis(base), cap: Duration::from_millis(cap), max_attempts };
+        let p = |base, cap, max_attempts| RetryPolicy {
+            base: Duration::from_millis(base),
+            cap: Duration::from_millis(cap),
+            max_attempts,
+        };
         assert!(p(100, 1000, 0).check().expect_err("0 attempts").to_string().contains("max_attempts"));
         assert!(p(0, 1000, 3).check().expect_err("0 base").to_string().contains("base"));
         assert!(p(100, 50, 3).check().expect_err("cap < base").to_string().contains("cap"));

@@ -1,5 +1,6 @@
 //! The operator's integration tests: one binary, a module per topic.
 
+mod aws;
 mod azure;
 mod common;
 mod controller;
