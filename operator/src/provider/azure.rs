@@ -21,6 +21,9 @@
 //!   Kubernetes Secret's data) is exchanged for a token by `azure_identity`'s
 //!   `ClientSecretCredential`, which caches it until shortly before it expires. The authority
 //!   host and the ARM endpoint can be pointed at a local server (the tests do).
+//! - **Metrics** come from Azure Monitor (`Microsoft.Insights/metrics`, api-version
+//!   `2023-10-01`): `Percentage CPU` (mean), `Network In Total` and `Network Out Total` (summed)
+//!   over [`AzureConfig::metrics_window`].
 //! - **Prices** come from the catalog the provider is configured with (on-demand and spot per
 //!   offer); building that table from published prices is the pricing module's work.
 //!
@@ -33,7 +36,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use azure_core::auth::TokenCredential;
 use azure_identity::ClientSecretCredential;
@@ -42,6 +45,7 @@ use futures::future::BoxFuture;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use super::gcp::rfc3339;
 use super::{
     CloudCatalog, CloudInstance, CloudProvider, CreateRequest, InstanceMetrics, InstanceState, PriceQuote,
     ProviderError, ProviderResult,
@@ -49,6 +53,11 @@ use super::{
 
 /// The ARM api-version of every `Microsoft.Compute` call.
 pub const API_VERSION: &str = "2024-07-01";
+/// The api-version of Azure Monitor's `Microsoft.Insights/metrics`.
+pub const METRICS_API_VERSION: &str = "2023-10-01";
+/// Azure Monitor's platform metrics of a VM that [`CloudProvider::metrics`] reads: mean CPU
+/// percent, bytes received, bytes sent.
+pub const VM_METRICS: [&str; 3] = ["Percentage CPU", "Network In Total", "Network Out Total"];
 /// Tag holding the owning object's UID.
 pub const TAG_OWNER: &str = "novacron-owner";
 /// Tag holding the replica slot.
@@ -213,6 +222,8 @@ pub struct AzureConfig {
     pub poll_interval: Duration,
     /// Polls of one long-running operation before giving up with an API error.
     pub max_polls: u32,
+    /// The window [`CloudProvider::metrics`] reports on (in 5-minute grains).
+    pub metrics_window: Duration,
     /// What this provider sells, with on-demand and spot prices (from the pricing tables).
     pub catalog: CloudCatalog,
     /// Credentials.
@@ -251,6 +262,7 @@ impl AzureConfig {
             token_scope: "https://management.azure.com/.default".into(),
             poll_interval: Duration::from_secs(5),
             max_polls: 360,
+            metrics_window: Duration::from_secs(600),
             catalog: CloudCatalog::default(),
             credentials,
         }
@@ -719,9 +731,39 @@ impl CloudProvider for AzureProvider {
 
     fn metrics<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ProviderResult<InstanceMetrics>> {
         Box::pin(async move {
-            Err(ProviderError::Api(format!(
-                "Azure: metrics of {id} need Azure Monitor, which this provider does not read yet"
-            )))
+            let end = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+            let window = self.config.metrics_window.as_secs().max(300);
+            let mut url = reqwest::Url::parse(&format!("{}/providers/Microsoft.Insights/metrics", self.vm_url(id)))
+                .map_err(|e| ProviderError::Api(format!("Azure metrics of {id}: {e}")))?;
+            url.query_pairs_mut()
+                .append_pair("api-version", METRICS_API_VERSION)
+                .append_pair("metricnamespace", "Microsoft.Compute/virtualMachines")
+                .append_pair("metricnames", &VM_METRICS.join(","))
+                .append_pair("timespan", &format!("{}/{}", rfc3339(end.saturating_sub(window)), rfc3339(end)))
+                .append_pair("interval", "PT5M")
+                .append_pair("aggregation", "average,total");
+            let resp = self.call(Method::GET, url.as_str(), None).await?;
+            let (_, _, body) = self.read("VM metrics", resp).await?;
+            // Per metric, the values of one aggregation over every point of every series.
+            let values = |metric: &str, aggregation: &str| -> Vec<f64> {
+                body.get("value")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter(|m| m.pointer("/name/value").and_then(Value::as_str) == Some(metric))
+                    .flat_map(|m| m.get("timeseries").and_then(Value::as_array).into_iter().flatten())
+                    .flat_map(|ts| ts.get("data").and_then(Value::as_array).into_iter().flatten())
+                    .filter_map(|d| d.get(aggregation).and_then(Value::as_f64))
+                    .collect()
+            };
+            let cpu = values(VM_METRICS[0], "average");
+            let sum = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>());
+            Ok(InstanceMetrics {
+                cpu_percent: (!cpu.is_empty()).then(|| cpu.iter().sum::<f64>() / cpu.len() as f64),
+                network_in_bytes: sum(values(VM_METRICS[1], "total")),
+                network_out_bytes: sum(values(VM_METRICS[2], "total")),
+                window_s: window,
+            })
         })
     }
 }

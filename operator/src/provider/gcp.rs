@@ -24,6 +24,9 @@
 //!   access token with the JWT bearer grant (RFC 7523): a JWT signed RS256 with the key's
 //!   private key is posted to the key's `token_uri`. The token is cached until a minute before
 //!   it expires.
+//! - **Metrics** come from Cloud Monitoring (`projects.timeSeries.list`, v3): the instance's
+//!   `cpu/utilization` (mean), `network/received_bytes_count` and `network/sent_bytes_count`
+//!   (summed) over one alignment period of [`GcpConfig::metrics_window`].
 //! - **Region health** is `regions.get`'s `status` (`UP` or `DOWN`). **Prices** come from the
 //!   catalog the provider is configured with.
 
@@ -51,8 +54,9 @@ pub const LABEL_SLOT: &str = "novacron-slot";
 pub const LABEL_TOKEN: &str = "novacron-token";
 /// Secret data key holding the service-account JSON key.
 pub const KEY_JSON: &str = "key.json";
-/// OAuth scope the token is asked for.
-pub const SCOPE: &str = "https://www.googleapis.com/auth/compute";
+/// OAuth scopes the token is asked for (space-separated): Compute Engine, and reading Cloud
+/// Monitoring for [`CloudProvider::metrics`].
+pub const SCOPE: &str = "https://www.googleapis.com/auth/compute https://www.googleapis.com/auth/monitoring.read";
 /// A cached token is renewed this long before it expires.
 pub const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 
@@ -176,6 +180,10 @@ pub struct GcpConfig {
     pub termination_action: TerminationAction,
     /// `zoneOperations.wait` calls for one operation before giving up (each waits up to ~2 min).
     pub max_waits: u32,
+    /// Cloud Monitoring API base (`https://monitoring.googleapis.com/`); a local server in tests.
+    pub monitoring_endpoint: String,
+    /// The window [`CloudProvider::metrics`] reports on (one alignment period).
+    pub metrics_window: Duration,
     /// What this provider sells, with on-demand and spot prices (from the pricing tables).
     pub catalog: CloudCatalog,
     /// Credentials.
@@ -199,6 +207,8 @@ impl GcpConfig {
             subnetwork: None,
             termination_action: TerminationAction::Delete,
             max_waits: 10,
+            monitoring_endpoint: "https://monitoring.googleapis.com/".into(),
+            metrics_window: Duration::from_secs(600),
             catalog: CloudCatalog::default(),
             key,
         }
@@ -388,8 +398,19 @@ impl GcpProvider {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> ProviderResult<(StatusCode, Value)> {
+        self.call_url(method, &self.url(path), path, query, body).await
+    }
+
+    async fn call_url(
+        &self,
+        method: Method,
+        url: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> ProviderResult<(StatusCode, Value)> {
         let token = self.access_token().await?;
-        let mut req = self.http.request(method.clone(), self.url(path)).bearer_auth(token);
+        let mut req = self.http.request(method.clone(), url).bearer_auth(token);
         if !query.is_empty() {
             req = req.query(query);
         }
@@ -499,6 +520,82 @@ impl GcpProvider {
         }
         Ok(Some(body))
     }
+}
+
+impl GcpProvider {
+    /// `projects.timeSeries.list` of one metric of one instance over one alignment period: the
+    /// sum of the points' values and their number, `None` without points.
+    async fn time_series_total(
+        &self,
+        metric: &str,
+        instance_id: &str,
+        aligner: &str,
+        window_s: u64,
+        start: &str,
+        end: &str,
+    ) -> ProviderResult<Option<(f64, usize)>> {
+        let path = format!("v3/projects/{}/timeSeries", self.config.project);
+        let url = format!("{}/{path}", self.config.monitoring_endpoint.trim_end_matches('/'));
+        let filter = format!("metric.type = \"{metric}\" AND resource.labels.instance_id = \"{instance_id}\"");
+        let period = format!("{window_s}s");
+        let mut page_token: Option<String> = None;
+        let (mut sum, mut n) = (0.0, 0usize);
+        loop {
+            let mut query = vec![
+                ("filter", filter.as_str()),
+                ("interval.startTime", start),
+                ("interval.endTime", end),
+                ("aggregation.alignmentPeriod", period.as_str()),
+                ("aggregation.perSeriesAligner", aligner),
+            ];
+            if let Some(t) = &page_token {
+                query.push(("pageToken", t.as_str()));
+            }
+            let (status, page) = self.call_url(Method::GET, &url, &path, &query, None).await?;
+            if status != StatusCode::OK {
+                return Err(map_gcp_error("timeSeries.list", Some(status), &page));
+            }
+            let points = page
+                .get("timeSeries")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .flat_map(|ts| ts.get("points").and_then(Value::as_array).into_iter().flatten());
+            for p in points {
+                let v = &p["value"];
+                // int64 values travel as strings.
+                let x = v.get("doubleValue").and_then(Value::as_f64).or_else(|| {
+                    v.get("int64Value").and_then(|i| i.as_str()?.parse::<f64>().ok().or_else(|| i.as_f64()))
+                });
+                if let Some(x) = x {
+                    sum += x;
+                    n += 1;
+                }
+            }
+            page_token = page.get("nextPageToken").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_owned);
+            if page_token.is_none() {
+                break;
+            }
+        }
+        Ok((n > 0).then_some((sum, n)))
+    }
+}
+
+/// `secs` since the Unix epoch as an RFC 3339 UTC timestamp (`2026-11-30T18:00:00Z`).
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 fn last_segment(s: &str) -> String {
@@ -686,9 +783,28 @@ impl CloudProvider for GcpProvider {
 
     fn metrics<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ProviderResult<InstanceMetrics>> {
         Box::pin(async move {
-            Err(ProviderError::Api(format!(
-                "GCP: metrics of {id} need Cloud Monitoring, which this provider does not read yet"
-            )))
+            let (zone, name) = split_id(id)?;
+            let instance = self
+                .get_instance(zone, name)
+                .await?
+                .ok_or_else(|| ProviderError::Api(format!("GCP: no instance {id} to read metrics of")))?;
+            let instance_id = instance.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let end = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+            let window = self.config.metrics_window.as_secs().max(60);
+            let (start, end) = (rfc3339(end.saturating_sub(window)), rfc3339(end));
+            let read = async |metric: &str, aligner: &str| {
+                self.time_series_total(metric, &instance_id, aligner, window, &start, &end).await
+            };
+            let cpu = read("compute.googleapis.com/instance/cpu/utilization", "ALIGN_MEAN").await?;
+            let rx = read("compute.googleapis.com/instance/network/received_bytes_count", "ALIGN_SUM").await?;
+            let tx = read("compute.googleapis.com/instance/network/sent_bytes_count", "ALIGN_SUM").await?;
+            Ok(InstanceMetrics {
+                // Utilisation is a fraction; the mean over the series (one per instance).
+                cpu_percent: cpu.map(|(sum, n)| 100.0 * sum / n as f64),
+                network_in_bytes: rx.map(|(sum, _)| sum),
+                network_out_bytes: tx.map(|(sum, _)| sum),
+                window_s: window,
+            })
         })
     }
 }

@@ -128,6 +128,8 @@ struct Arm {
     /// The next create's operation fails with this code.
     fail_next_operation: Option<String>,
     in_progress_polls: u32,
+    /// Azure Monitor has no data points yet.
+    no_metric_data: bool,
     puts: u32,
 }
 
@@ -226,7 +228,9 @@ async fn handle(
     if !s.tokens_issued.iter().any(|t| t == bearer) {
         return arm_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "The access token is invalid.");
     }
-    if query.get("api-version").map(String::as_str) != Some("2024-07-01") {
+    let metrics_call = path.ends_with("/providers/Microsoft.Insights/metrics");
+    let api_version = if metrics_call { "2023-10-01" } else { "2024-07-01" };
+    if query.get("api-version").map(String::as_str) != Some(api_version) {
         s.problems.push(format!("{method} {path}: api-version {:?}", query.get("api-version")));
         return arm_error(StatusCode::BAD_REQUEST, "InvalidApiVersionParameter", "The api-version is invalid.");
     }
@@ -376,6 +380,84 @@ async fn handle(
                 view["statuses"][1] = json!({"code": power, "level": "Info", "displayStatus": power});
             }
             ok_json(StatusCode::OK, &view, &[])
+        }
+        (Method::GET, "providers/Microsoft.Insights/metrics") => {
+            if !s.vms.contains_key(&name) {
+                return arm_error(StatusCode::NOT_FOUND, "ResourceNotFound", "not found");
+            }
+            let example = fixture("GetMetric.json");
+            // Query parameters: those of the published example (the metrics API's own).
+            let declared: BTreeSet<&str> = example["parameters"]
+                .as_object()
+                .expect("parameters")
+                .keys()
+                .map(String::as_str)
+                .filter(|k| *k != "resourceUri")
+                .collect();
+            for k in query.keys() {
+                if !declared.contains(k.as_str()) {
+                    s.problems.push(format!("metrics: query parameter {k} is not the API's"));
+                }
+            }
+            if query.get("metricnamespace").map(String::as_str) != Some("Microsoft.Compute/virtualMachines") {
+                s.problems.push(format!("metrics: namespace {:?}", query.get("metricnamespace")));
+            }
+            let aggregations: Vec<String> = query
+                .get("aggregation")
+                .map(|a| a.split(',').map(|x| x.trim().to_ascii_lowercase()).collect())
+                .unwrap_or_default();
+            if aggregations.iter().any(|a| !["average", "minimum", "maximum", "total", "count"].contains(&a.as_str())) {
+                s.problems.push(format!("metrics: aggregation {aggregations:?}"));
+            }
+            let timespan = query.get("timespan").cloned().unwrap_or_default();
+            let Some((start, end)) =
+                timespan.split_once('/').filter(|(a, b)| a < b && a.ends_with('Z') && b.ends_with('Z'))
+            else {
+                s.problems.push(format!("metrics: timespan {timespan:?}"));
+                return arm_error(StatusCode::BAD_REQUEST, "BadRequest", "timespan");
+            };
+            let (start, end) = (start.to_owned(), end.to_owned());
+            let names: Vec<String> =
+                query.get("metricnames").map(|m| m.split(',').map(str::to_owned).collect()).unwrap_or_default();
+            let template = example["responses"]["200"]["body"]["value"][0].clone();
+            let mut value = Vec::new();
+            for metric in &names {
+                // Two 5-minute points; the VM metrics Azure documents for Microsoft.Compute/virtualMachines.
+                let (unit, points) = match metric.as_str() {
+                    "Percentage CPU" => ("Percent", [json!({"average": 20.0}), json!({"average": 30.0})]),
+                    "Network In Total" => ("Bytes", [json!({"total": 1000.0}), json!({"total": 3000.0})]),
+                    "Network Out Total" => ("Bytes", [json!({"total": 500.0}), json!({"total": 500.0})]),
+                    other => {
+                        s.problems.push(format!("metrics: {other} is not a VM metric"));
+                        continue;
+                    }
+                };
+                let mut m = template.clone();
+                m["id"] = json!(format!("{vms_prefix}/{name}/providers/Microsoft.Insights/metrics/{metric}"));
+                m["name"] = json!({"value": metric, "localizedValue": metric});
+                m["unit"] = json!(unit);
+                m["displayDescription"] = json!(metric);
+                let data: Vec<Value> = points
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let mut d = json!({"timeStamp": if i == 0 { start.clone() } else { end.clone() }});
+                        if !s.no_metric_data {
+                            merge(&mut d, p);
+                        }
+                        d
+                    })
+                    .collect();
+                m["timeseries"] = json!([{"metadatavalues": [], "data": data}]);
+                value.push(m);
+            }
+            let mut body = example["responses"]["200"]["body"].clone();
+            body["timespan"] = json!(timespan);
+            body["interval"] = json!(query.get("interval").cloned().unwrap_or_default());
+            body["value"] = json!(value);
+            body["namespace"] = json!("Microsoft.Compute/virtualMachines");
+            body["resourceregion"] = json!("eastus");
+            ok_json(StatusCode::OK, &body, &[])
         }
         (Method::DELETE, "") => {
             if !s.vms.contains_key(&name) {
@@ -656,6 +738,22 @@ fn vm_names_are_valid_and_stable() {
     assert!(n.len() <= 64, "{n}");
     assert_eq!(n, vm_name(&long));
     assert_ne!(n, vm_name(&"x".repeat(201)));
+}
+
+#[tokio::test]
+async fn metrics_come_from_azure_monitor() {
+    let fake = Fake::start().await;
+    let p = fake.provider();
+    let vm = p.create(request("tok-m", OWNER, 0, Market::OnDemand)).await.expect("create");
+    let m = p.metrics(&vm.id).await.expect("metrics");
+    assert_eq!(m.cpu_percent, Some(25.0), "mean of 20 % and 30 %");
+    assert_eq!((m.network_in_bytes, m.network_out_bytes, m.window_s), (Some(4000.0), Some(1000.0), 600));
+    fake.s().no_metric_data = true;
+    let empty = p.metrics(&vm.id).await.expect("metrics");
+    assert_eq!((empty.cpu_percent, empty.network_in_bytes, empty.network_out_bytes), (None, None, None));
+    let e = p.metrics("nc-none").await.expect_err("no such VM");
+    assert!(matches!(e, ProviderError::Api(_)), "{e:?}");
+    fake.assert_clean();
 }
 
 #[tokio::test]

@@ -38,24 +38,25 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gcp")
 }
 
-/// `compute.v1.json` out of the google-api-python-client wheel named in the requirements file,
-/// downloaded with pip into the target directory when missing.
-fn discovery() -> &'static Value {
-    static DOC: OnceLock<Value> = OnceLock::new();
-    DOC.get_or_init(|| {
-        let requirements = fixtures().join("requirements.txt");
-        let text = std::fs::read_to_string(&requirements).expect("requirements.txt");
-        let key =
-            text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-        let base = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").join("novacron-gcp-discovery");
-        std::fs::create_dir_all(&base).expect("tools dir");
-        let dir = base.join(format!("{key:016x}"));
-        let doc = dir.join("compute.v1.json");
-        let lock = File::create(base.join(format!("{key:016x}.lock"))).expect("lock file");
-        lock.lock().expect("lock");
-        if !doc.is_file() {
-            let wheels = dir.join("wheels");
-            let python = std::env::var("NOVACRON_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+/// A discovery document (`compute.v1.json`, `monitoring.v3.json`) out of the
+/// google-api-python-client wheel named in the requirements file, downloaded with pip into the
+/// target directory when missing.
+fn load_doc(file: &str) -> Value {
+    let requirements = fixtures().join("requirements.txt");
+    let text = std::fs::read_to_string(&requirements).expect("requirements.txt");
+    let key = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").join("novacron-gcp-discovery");
+    std::fs::create_dir_all(&base).expect("tools dir");
+    let dir = base.join(format!("{key:016x}"));
+    let doc = dir.join(file);
+    let lock = File::create(base.join(format!("{key:016x}.lock"))).expect("lock file");
+    lock.lock().expect("lock");
+    let python = std::env::var("NOVACRON_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let wheels = dir.join("wheels");
+    if !doc.is_file() {
+        let have_wheel = std::fs::read_dir(&wheels)
+            .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "whl"))));
+        if !have_wheel {
             let out = Command::new(&python)
                 .args([
                     "-m",
@@ -74,17 +75,53 @@ fn discovery() -> &'static Value {
                 .output()
                 .unwrap_or_else(|e| panic!("{python} -m pip: {e}"));
             assert!(out.status.success(), "pip download: {}", String::from_utf8_lossy(&out.stderr));
-            let script = "import glob, sys, zipfile\n\
-                w = glob.glob(sys.argv[1] + '/google_api_python_client-*.whl')[0]\n\
-                data = zipfile.ZipFile(w).read('googleapiclient/discovery_cache/documents/compute.v1.json')\n\
-                open(sys.argv[2] + '.part', 'wb').write(data)\n";
-            let out = Command::new(&python).args(["-c", script]).arg(&wheels).arg(&doc).output().expect("python3");
-            assert!(out.status.success(), "reading the wheel: {}", String::from_utf8_lossy(&out.stderr));
-            std::fs::rename(doc.with_extension("json.part"), &doc).expect("rename");
         }
-        let text = std::fs::read_to_string(&doc).expect("compute.v1.json");
-        serde_json::from_str(&text).expect("compute.v1.json is JSON")
-    })
+        let script = "import glob, sys, zipfile\n\
+            w = glob.glob(sys.argv[1] + '/google_api_python_client-*.whl')[0]\n\
+            data = zipfile.ZipFile(w).read('googleapiclient/discovery_cache/documents/' + sys.argv[3])\n\
+            open(sys.argv[2] + '.part', 'wb').write(data)\n";
+        let out =
+            Command::new(&python).args(["-c", script]).arg(&wheels).arg(&doc).arg(file).output().expect("python3");
+        assert!(out.status.success(), "reading {file} out of the wheel: {}", String::from_utf8_lossy(&out.stderr));
+        std::fs::rename(dir.join(format!("{file}.part")), &doc).expect("rename");
+    }
+    let text = std::fs::read_to_string(&doc).unwrap_or_else(|e| panic!("{file}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+/// Google's description of the Compute Engine API v1.
+fn discovery() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| load_doc("compute.v1.json"))
+}
+
+/// Google's description of the Cloud Monitoring API v3.
+fn monitoring() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| load_doc("monitoring.v3.json"))
+}
+
+/// Every method of a discovery document, by id (`instances.insert`, `projects.timeSeries.list`).
+fn methods(doc: &'static Value) -> Vec<(String, &'static Value)> {
+    fn walk(resources: &'static Value, prefix: &str, out: &mut Vec<(String, &'static Value)>) {
+        for (name, r) in resources.as_object().into_iter().flatten() {
+            let id = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+            for (m, method) in r.get("methods").and_then(Value::as_object).into_iter().flatten() {
+                out.push((format!("{id}.{m}"), method));
+            }
+            if let Some(sub) = r.get("resources") {
+                walk(sub, &id, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&doc["resources"], "", &mut out);
+    out
+}
+
+/// The document a path of the fake belongs to.
+fn doc_for(path: &str) -> &'static Value {
+    if path.starts_with("/v3/") { monitoring() } else { discovery() }
 }
 
 /// The discovery document's method for a call, with the problems found in it.
@@ -94,39 +131,42 @@ fn check_request(
     query: &BTreeMap<String, String>,
     body: Option<&Value>,
 ) -> (Option<String>, Vec<String>) {
-    let d = discovery();
+    let d = doc_for(path);
     let service = format!("/{}", d["servicePath"].as_str().expect("servicePath"));
     let Some(rel) = path.strip_prefix(&service) else { return (None, vec![format!("{path}: not under {service}")]) };
-    for (resource, methods) in d["resources"].as_object().expect("resources") {
-        for (name, m) in methods["methods"].as_object().into_iter().flatten() {
-            if m["httpMethod"] != method.as_str() || !template_matches(m["path"].as_str().unwrap_or(""), rel) {
-                continue;
-            }
-            let id = format!("{resource}.{name}");
-            let mut problems = Vec::new();
-            let params = &m["parameters"];
-            for k in query.keys() {
-                let declared =
-                    params.get(k).filter(|p| p["location"] == "query").is_some() || d["parameters"].get(k).is_some();
-                if !declared {
-                    problems.push(format!("{id}: query parameter {k} is not declared"));
-                }
-            }
-            for (k, p) in params.as_object().into_iter().flatten() {
-                if p["required"] == true && p["location"] == "query" && !query.contains_key(k) {
-                    problems.push(format!("{id}: required query parameter {k} missing"));
-                }
-            }
-            match (m.get("request"), body) {
-                (Some(r), Some(b)) => check_value(b, &json!({"$ref": r["$ref"]}), &id, &mut problems),
-                (Some(_), None) => problems.push(format!("{id}: no request body")),
-                (None, Some(b)) if !b.is_null() => problems.push(format!("{id}: takes no body")),
-                _ => {}
-            }
-            return (Some(id), problems);
+    for (id, m) in methods(d) {
+        let template = m.get("flatPath").or_else(|| m.get("path")).and_then(Value::as_str).unwrap_or("");
+        if m["httpMethod"] != method.as_str() || !template_matches(template, rel) {
+            continue;
         }
+        let mut problems = Vec::new();
+        let params = &m["parameters"];
+        for (k, v) in query {
+            match params.get(k).filter(|p| p["location"] == "query").or_else(|| d["parameters"].get(k)) {
+                Some(p) => check_value(
+                    d,
+                    &json!(v),
+                    &json!({"type": "string", "enum": p.get("enum")}),
+                    &format!("{id}?{k}"),
+                    &mut problems,
+                ),
+                None => problems.push(format!("{id}: query parameter {k} is not declared")),
+            }
+        }
+        for (k, p) in params.as_object().into_iter().flatten() {
+            if p["required"] == true && p["location"] == "query" && !query.contains_key(k) {
+                problems.push(format!("{id}: required query parameter {k} missing"));
+            }
+        }
+        match (m.get("request"), body) {
+            (Some(r), Some(b)) => check_value(d, b, &json!({"$ref": r["$ref"]}), &id, &mut problems),
+            (Some(_), None) => problems.push(format!("{id}: no request body")),
+            (None, Some(b)) if !b.is_null() => problems.push(format!("{id}: takes no body")),
+            _ => {}
+        }
+        return (Some(id), problems);
     }
-    (None, vec![format!("{method} {path}: no method of compute.v1 has this path")])
+    (None, vec![format!("{method} {path}: no method of {} has this path", d["id"])])
 }
 
 fn template_matches(template: &str, path: &str) -> bool {
@@ -135,20 +175,19 @@ fn template_matches(template: &str, path: &str) -> bool {
     t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| (a.starts_with('{') && !b.is_empty()) || a == b)
 }
 
-/// Checks a JSON value against a discovery schema.
-fn check_value(v: &Value, schema: &Value, at: &str, problems: &mut Vec<String>) {
-    let schemas = &discovery()["schemas"];
+/// Checks a JSON value against a schema of discovery document `doc`.
+fn check_value(doc: &Value, v: &Value, schema: &Value, at: &str, problems: &mut Vec<String>) {
     if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
-        return check_value(v, &schemas[r], at, problems);
+        return check_value(doc, v, &doc["schemas"][r], at, problems);
     }
     let ty = schema.get("type").and_then(Value::as_str).unwrap_or("");
     match (ty, v) {
         ("object", Value::Object(m)) => {
             for (k, x) in m {
                 if let Some(p) = schema.get("properties").and_then(|p| p.get(k)) {
-                    check_value(x, p, &format!("{at}.{k}"), problems);
+                    check_value(doc, x, p, &format!("{at}.{k}"), problems);
                 } else if let Some(a) = schema.get("additionalProperties") {
-                    check_value(x, a, &format!("{at}[{k}]"), problems);
+                    check_value(doc, x, a, &format!("{at}[{k}]"), problems);
                 } else {
                     problems.push(format!("{at}.{k}: no such field"));
                 }
@@ -156,7 +195,7 @@ fn check_value(v: &Value, schema: &Value, at: &str, problems: &mut Vec<String>) 
         }
         ("array", Value::Array(a)) => {
             for (i, x) in a.iter().enumerate() {
-                check_value(x, &schema["items"], &format!("{at}[{i}]"), problems);
+                check_value(doc, x, &schema["items"], &format!("{at}[{i}]"), problems);
             }
         }
         ("string", Value::String(s)) => {
@@ -203,6 +242,8 @@ struct Gce {
     fail_next: VecDeque<(u16, &'static str)>,
     fail_next_operation: Option<String>,
     region_status: String,
+    /// Cloud Monitoring has no points (a new instance).
+    no_points: bool,
     base: String,
 }
 
@@ -224,10 +265,12 @@ fn google_error(status: u16, reason: &str, message: &str) -> Response {
 }
 
 fn reply(s: &mut Gce, id: &str, status: StatusCode, body: Value) -> Response {
-    let d = discovery();
-    let (resource, method) = id.split_once('.').expect("id");
-    if let Some(r) = d["resources"][resource]["methods"][method].get("response") {
-        check_value(&body, &json!({"$ref": r["$ref"]}), &format!("answer of {id}"), &mut s.problems);
+    for doc in [discovery(), monitoring()] {
+        if let Some((_, m)) = methods(doc).into_iter().find(|(i, _)| i == id)
+            && let Some(r) = m.get("response")
+        {
+            check_value(doc, &body, &json!({"$ref": r["$ref"]}), &format!("answer of {id}"), &mut s.problems);
+        }
     }
     (status, [("content-type", "application/json")], body.to_string()).into_response()
 }
@@ -291,7 +334,10 @@ async fn handle(
                     s.problems.push(format!("token: kid {:?}", data.header.kid));
                 }
                 let c = &data.claims;
-                if c["scope"] != "https://www.googleapis.com/auth/compute" {
+                let scopes: Vec<&str> = c["scope"].as_str().unwrap_or("").split(' ').collect();
+                if !scopes.contains(&"https://www.googleapis.com/auth/compute")
+                    || !scopes.contains(&"https://www.googleapis.com/auth/monitoring.read")
+                {
                     s.problems.push(format!("token: scope {}", c["scope"]));
                 }
                 let lifetime = c["exp"].as_u64().unwrap_or(0).saturating_sub(c["iat"].as_u64().unwrap_or(0));
@@ -460,11 +506,61 @@ async fn handle(
             let body = json!({"kind": "compute#region", "id": "1000", "name": parts[3], "status": status, "zones": [format!("{base}/compute/v1/projects/{PROJECT}/zones/{}-a", parts[3])]});
             reply(s, &id, StatusCode::OK, body)
         }
+        "projects.timeSeries.list" => {
+            let filter = query.get("filter").cloned().unwrap_or_default();
+            // `metric.type = "M" AND resource.labels.instance_id = "I"`, the form the provider uses.
+            let quoted: Vec<&str> = filter.split('"').skip(1).step_by(2).collect();
+            let (Some(metric), Some(instance_id)) = (quoted.first().copied(), quoted.get(1).copied()) else {
+                s.problems.push(format!("timeSeries.list: filter {filter:?}"));
+                return google_error(400, "badRequest", "filter");
+            };
+            if !filter.starts_with("metric.type = ") || !filter.contains(" AND resource.labels.instance_id = ") {
+                s.problems.push(format!("timeSeries.list: filter {filter:?}"));
+            }
+            let (Some(start), Some(end)) = (query.get("interval.startTime"), query.get("interval.endTime")) else {
+                s.problems.push("timeSeries.list without an interval".into());
+                return google_error(400, "badRequest", "interval");
+            };
+            if !(start < end && start.ends_with('Z') && start.len() == 20) {
+                s.problems.push(format!("timeSeries.list: interval {start}..{end}"));
+            }
+            let Some(inst) = s.instances.values().find(|i| i["id"] == instance_id).cloned() else {
+                return reply(s, &id, StatusCode::OK, json!({}));
+            };
+            if s.no_points {
+                return reply(s, &id, StatusCode::OK, json!({}));
+            }
+            let (kind, value_type, value) = match metric {
+                "compute.googleapis.com/instance/cpu/utilization" => ("GAUGE", "DOUBLE", json!({"doubleValue": 0.25})),
+                "compute.googleapis.com/instance/network/received_bytes_count" => {
+                    ("DELTA", "INT64", json!({"int64Value": "1048576"}))
+                }
+                "compute.googleapis.com/instance/network/sent_bytes_count" => {
+                    ("DELTA", "INT64", json!({"int64Value": "524288"}))
+                }
+                other => {
+                    s.problems.push(format!("timeSeries.list: metric {other}"));
+                    return google_error(400, "badRequest", "metric");
+                }
+            };
+            let series = json!({
+                "metric": {"type": metric, "labels": {"instance_name": inst["name"]}},
+                "resource": {"type": "gce_instance", "labels": {"instance_id": instance_id, "zone": last(&inst["zone"]), "project_id": PROJECT}},
+                "metricKind": kind,
+                "valueType": value_type,
+                "points": [{"interval": {"startTime": start, "endTime": end}, "value": value}],
+            });
+            reply(s, &id, StatusCode::OK, json!({"timeSeries": [series]}))
+        }
         other => {
             s.problems.push(format!("unexpected method {other}"));
             google_error(400, "badRequest", "unexpected")
         }
     }
+}
+
+fn last(v: &Value) -> String {
+    v.as_str().unwrap_or("").rsplit('/').next().unwrap_or("").to_owned()
 }
 
 struct Fake {
@@ -510,6 +606,7 @@ impl Fake {
         let mut c = GcpConfig::new("gcp-us-central1", "us-central1", key);
         c.endpoint = format!("{}/compute/v1/", self.base);
         c.zones = vec!["us-central1-a".into(), "us-central1-b".into()];
+        c.monitoring_endpoint = format!("{}/", self.base);
         c
     }
 
@@ -656,6 +753,29 @@ async fn errors_map_to_what_the_engine_needs() {
     let e = p.delete("us-central1-a/x").await.expect_err("server error");
     assert!(matches!(e, ProviderError::Api(_)), "{e:?}");
     fake.assert_clean();
+}
+
+#[tokio::test]
+async fn metrics_come_from_cloud_monitoring() {
+    let fake = Fake::start().await;
+    let p = fake.provider();
+    let vm = p.create(request("tok-m", OWNER, "a", Market::OnDemand)).await.expect("create");
+    let m = p.metrics(&vm.id).await.expect("metrics");
+    assert_eq!(m.cpu_percent, Some(25.0), "utilisation 0.25 is 25 %");
+    assert_eq!((m.network_in_bytes, m.network_out_bytes, m.window_s), (Some(1_048_576.0), Some(524_288.0), 600));
+    fake.s().no_points = true;
+    let empty = p.metrics(&vm.id).await.expect("metrics");
+    assert_eq!((empty.cpu_percent, empty.network_in_bytes, empty.network_out_bytes), (None, None, None));
+    assert!(p.metrics("us-central1-a/nc-none").await.is_err(), "no such instance");
+    fake.assert_clean();
+}
+
+#[test]
+fn timestamps_are_rfc3339() {
+    use operator::provider::gcp::rfc3339;
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339(1_795_996_800), "2026-11-30T00:00:00Z");
+    assert_eq!(rfc3339(951_782_400 + 86_399), "2000-02-29T23:59:59Z");
 }
 
 #[tokio::test]
