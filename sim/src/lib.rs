@@ -20,6 +20,7 @@
 //!
 //! [`replay`] feeds an operator's decision log to fresh engines and checks each decides the same.
 
+pub mod cache;
 pub mod cloud;
 pub mod dist;
 #[cfg(feature = "parquet")]

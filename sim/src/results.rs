@@ -384,6 +384,9 @@ pub struct Summary {
     pub deployments: Vec<DeploymentSummary>,
     /// Events the simulator processed.
     pub events_processed: u64,
+    /// The modeled cache's figures (only with a `[cache]` section; see `docs/cache.md`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::cache::CacheSummary>,
 }
 
 /// Everything a run produced.
@@ -905,6 +908,7 @@ impl Recorder {
                 .map(|d| deployment_summary(d, &self.dep_failovers, &self.migrations, &self.restores))
                 .collect(),
             events_processed: events,
+            cache: None,
         };
         RunResults {
             summary,

@@ -33,6 +33,8 @@ pub enum SimEvent {
     Demand(usize, u32),
     /// Look at the deployments (for downtime accounting).
     Probe,
+    /// The control plane polls VM state, metrics and health through the modeled cache.
+    CachePoll,
 }
 
 /// How often deployments are looked at for downtime accounting.
@@ -104,6 +106,10 @@ struct Simulation<'a> {
     known_down: std::collections::BTreeSet<usize>,
     end: SimTime,
     next_arrival: Option<crate::workload::Generated>,
+    /// The modeled cache (scenarios with `[cache]` only).
+    cache: Option<crate::cache::CacheModel>,
+    /// The first placement of the latest feed with a cache (VM, offer, market).
+    last_placement: Option<(VmId, engine::OfferId, Market)>,
 }
 
 impl<'a> Simulation<'a> {
@@ -127,6 +133,11 @@ impl<'a> Simulation<'a> {
             queue.push(f.at, SimEvent::Fault(i, true));
             queue.push(f.end, SimEvent::Fault(i, false));
         }
+        // Only with a cache: without one the event sequence stays exactly as it was.
+        let cache = s.cache.as_ref().map(|c| crate::cache::CacheModel::new(s, c, &engine));
+        if let Some(c) = &cache {
+            queue.push(SimTime::ZERO + c.poll_interval(), SimEvent::CachePoll);
+        }
         let mut sim = Simulation {
             s,
             observer,
@@ -140,6 +151,8 @@ impl<'a> Simulation<'a> {
             known_down: Default::default(),
             end: SimTime(s.duration.as_millis()),
             next_arrival: None,
+            cache,
+            last_placement: None,
         };
         sim.schedule_next_arrival();
         Ok(sim)
@@ -164,10 +177,16 @@ impl<'a> Simulation<'a> {
         self.rec.add_bills(&bills, &self.s.catalog);
         self.rec.probe(self.end, &self.engine);
         self.rec.sample(self.end, &self.engine);
-        Ok(self.rec.finish(self.s, &self.engine, self.end, events, &self.cloud.stats))
+        let mut results = self.rec.finish(self.s, &self.engine, self.end, events, &self.cloud.stats);
+        results.summary.cache = self.cache.map(|c| c.finish(self.end));
+        Ok(results)
     }
 
     fn step(&mut self, now: SimTime, ev: SimEvent) {
+        // With a cache, the engine sees health as the cache serves it before anything it handles.
+        if self.cache.is_some() && !matches!(ev, SimEvent::Sample | SimEvent::Probe | SimEvent::CachePoll) {
+            self.refresh_cached_health(now);
+        }
         match ev {
             SimEvent::Arrival => {
                 if let Some(g) = self.next_arrival.take() {
@@ -185,6 +204,9 @@ impl<'a> Simulation<'a> {
                         let i = *i;
                         self.cloud_event(now, ce);
                         if let Some(vm) = self.cloud.vm_of(i) {
+                            if let Some(c) = &mut self.cache {
+                                c.running(vm, now);
+                            }
                             self.rec.instance_up(vm, i, now);
                             self.feed(now, Event::InstanceRunning { instance: i });
                         }
@@ -192,6 +214,9 @@ impl<'a> Simulation<'a> {
                     }
                     CloudEvent::CreateFailed(i, cause) => {
                         let (i, cause) = (*i, *cause);
+                        if let Some(c) = &mut self.cache {
+                            c.gone(i, now);
+                        }
                         self.feed(now, Event::InstanceFailed { instance: i, cause });
                         return;
                     }
@@ -249,6 +274,14 @@ impl<'a> Simulation<'a> {
                 self.queue.push(now + PROBE_INTERVAL, SimEvent::Probe);
             }
             SimEvent::Timer(t) => self.feed(now, Event::TimerFired { timer: t }),
+            SimEvent::CachePoll => {
+                if let Some(c) = &mut self.cache {
+                    c.poll(now);
+                    let next = now + c.poll_interval();
+                    self.queue.push(next, SimEvent::CachePoll);
+                }
+                self.refresh_cached_health(now);
+            }
             SimEvent::Sample => {
                 self.rec.add_bills(&self.engine.take_bills(), &self.s.catalog);
                 self.rec.probe(now, &self.engine);
@@ -270,6 +303,11 @@ impl<'a> Simulation<'a> {
             let down = self.known_down.iter().any(|j| {
                 matches!(self.s.faults[*j].kind, FaultKind::Outage { region: r, zone: z, .. } if r == region && z == zone)
             });
+            if let Some(c) = &mut self.cache {
+                // The health API says so now; the engine hears it through the cache.
+                c.health_changed(region, zone, !down);
+                return;
+            }
             let ev = match zone {
                 Some(z) => Event::ZoneHealth { zone: z, healthy: !down },
                 None => Event::RegionHealth { region, healthy: !down },
@@ -287,7 +325,47 @@ impl<'a> Simulation<'a> {
             }
         }
         self.rec.arrived(&g, now);
-        self.feed(now, Event::RequestArrived { request: g.request });
+        if self.cache.is_some() {
+            self.arrive_through_cache(now, g.request, g.lifetime);
+        } else {
+            self.feed(now, Event::RequestArrived { request: g.request });
+        }
+    }
+
+    /// Reads health through the cache and tells the engine what the served values changed.
+    fn refresh_cached_health(&mut self, now: SimTime) {
+        let Some(c) = &mut self.cache else { return };
+        for ev in c.refresh_health(now) {
+            self.feed(now, ev);
+        }
+    }
+
+    /// An arrival decided on what the cache serves: health as believed, prices as served (set
+    /// for the decision and restored at the same instant, so bills keep the true prices), and
+    /// judged against the decision the true prices give.
+    fn arrive_through_cache(&mut self, now: SimTime, request: engine::VmRequest, lifetime: Option<SimDuration>) {
+        let Some(c) = &mut self.cache else { return };
+        let stale = c.read_prices(now);
+        if stale.is_empty() {
+            self.feed(now, Event::RequestArrived { request });
+            return;
+        }
+        let truth_choice = c.truth_decision(&request, &self.engine, now);
+        let mut sink = Vec::new();
+        for &(offer, market, served, _) in &stale {
+            self.engine.handle(now, Event::PriceChanged { offer, market, price_per_h: served }, &mut sink);
+        }
+        let vm = request.id;
+        let req = request.clone();
+        self.last_placement = None;
+        self.feed(now, Event::RequestArrived { request });
+        for &(offer, market, _, truth) in &stale {
+            self.engine.handle(now, Event::PriceChanged { offer, market, price_per_h: truth }, &mut sink);
+        }
+        let actual = self.last_placement.take().filter(|(v, _, _)| *v == vm).map(|(_, o, m)| (o, m));
+        if let Some(c) = &mut self.cache {
+            c.judge_price_decision(self.s, &self.engine, &req, truth_choice, actual, lifetime, now, self.end);
+        }
     }
 
     /// Arrivals are generated one at a time, just before they are due.
@@ -309,12 +387,19 @@ impl<'a> Simulation<'a> {
         for o in obs.drain(..) {
             match o {
                 Observation::Price(offer, market, price) => {
+                    if let Some(c) = &mut self.cache {
+                        c.price_changed(self.s, offer, market, price);
+                    }
                     if market == Market::Spot {
                         self.rec.price(PricePoint { time_s: now.as_secs_f64(), offer, price_per_h: price });
                     }
                     self.feed(now, Event::PriceChanged { offer, market, price_per_h: price });
                 }
                 Observation::Died(i, cause) => {
+                    if let Some(c) = &mut self.cache {
+                        c.gone(i, now);
+                    }
+                    self.refresh_cached_health(now);
                     self.rec.instance_lost(i, now);
                     self.feed(now, Event::InstanceFailed { instance: i, cause });
                 }
@@ -335,10 +420,19 @@ impl<'a> Simulation<'a> {
         for a in actions.drain(..) {
             match a {
                 Action::Provision { instance, vm, placement, .. } => {
+                    if let Some(c) = &mut self.cache {
+                        c.provisioned(now, vm, instance, self.s, placement.offer);
+                        if self.last_placement.is_none() {
+                            self.last_placement = Some((vm, placement.offer, placement.market));
+                        }
+                    }
                     self.rec.provisioned(vm, instance, &placement);
                     self.cloud.create(self.s, now, instance, vm, &placement, &mut self.queue);
                 }
                 Action::Terminate { instance, vm } => {
+                    if let Some(c) = &mut self.cache {
+                        c.gone(instance, now);
+                    }
                     self.rec.terminated(vm, instance, now);
                     self.cloud.delete(instance);
                 }

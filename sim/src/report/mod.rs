@@ -17,6 +17,7 @@
 //! intervals from `(label, mean, ci_low, ci_high)` rows, and [`html::page`] lays out any tables
 //! and figures.
 
+pub mod cache;
 pub mod data;
 pub mod figures;
 pub mod html;

@@ -105,6 +105,10 @@ pub fn write_sweep_report(dir: &Path, opts: &ReportOptions) -> Result<Report> {
             figures.push(policy_comparison(&id, &format!("{title}: {key}"), y, &rows[m]));
         }
     }
+    // A TTL sweep of a cached scenario also gets its trade-off figures.
+    let (cache_figures, cache_table) = super::cache::ttl_tradeoff(&df);
+    figures.extend(cache_figures);
+    tables.extend(cache_table);
     let out = opts.out.clone().unwrap_or_else(|| dir.to_owned());
     let subtitle = format!("{} runs from {}: mean and 95 % Student-t interval per policy", df.height(), path.display());
     let page = Page { title: "NovaCron sweep report".into(), subtitle, notes: Vec::new(), tables };

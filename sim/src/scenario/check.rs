@@ -549,6 +549,7 @@ impl Checker<'_> {
 
         let workload = self.workload(&raw.workload, &region_ids, &group_ids, duration);
         let deployments = self.deployments(&raw.deployments, &region_ids, &regions, group_ids.len());
+        let cache = raw.cache.as_ref().and_then(|c| self.cache(c));
         let deployment_ids: BTreeMap<String, GroupId> =
             deployments.iter().map(|d| (d.spec.name.clone(), d.spec.id)).collect();
         let faults = self.faults(&raw.faults, &region_ids, &regions, &zones, duration, &deployment_ids);
@@ -597,6 +598,56 @@ impl Checker<'_> {
             workload: workload?,
             faults: faults?,
             deployments,
+            cache,
+        })
+    }
+
+    /// `[cache]`: sizes, rate limit and polling here; the policy is validated by the engine, whose
+    /// error names the field under `cache.policy`.
+    fn cache(&mut self, c: &raw::RawCache) -> Option<crate::cache::CacheSim> {
+        let mut ok = true;
+        let mut count = |ck: &mut Self, key: &str, v: Option<u64>, default: u64, what: &str| {
+            let v = v.unwrap_or(default);
+            if v == 0 {
+                ck.bad(key, format!("must be at least 1 ({what})"));
+                ok = false;
+            }
+            v
+        };
+        let api_rate_limit =
+            count(self, "cache.api_rate_limit", c.api_rate_limit, 10, "read-API calls per provider per second");
+        let l1_entries = count(self, "cache.l1_entries", c.l1_entries, 1_000, "entries the in-process cache holds");
+        let l2_entries = count(self, "cache.l2_entries", c.l2_entries, 100_000, "entries the shared cache holds");
+        let poll_interval = match &c.poll_interval {
+            Some(t) => match self.duration("cache.poll_interval", t) {
+                Some(d) if d == SimDuration::ZERO => {
+                    self.bad("cache.poll_interval", "must be longer than 0");
+                    None
+                }
+                d => d,
+            },
+            None => Some(SimDuration::from_secs(60)),
+        };
+        let policy = match engine::cache::CachePolicy::new(&c.policy) {
+            Ok(p) => Some(p),
+            Err(engine::cache::Error::Invalid { field, message }) => {
+                self.bad(&format!("cache.policy.{field}"), message);
+                None
+            }
+            Err(e) => {
+                self.bad("cache.policy", e.to_string());
+                None
+            }
+        };
+        if !ok {
+            return None;
+        }
+        Some(crate::cache::CacheSim {
+            policy: policy?,
+            api_rate_limit,
+            l1_entries,
+            l2_entries,
+            poll_interval: poll_interval?,
         })
     }
 

@@ -49,6 +49,8 @@ pub struct Scenario {
     pub faults: Vec<Fault>,
     /// Multi-cloud deployments.
     pub deployments: Vec<DeploymentSim>,
+    /// The modeled cache, if the scenario has a `[cache]` section.
+    pub cache: Option<crate::cache::CacheSim>,
 }
 
 /// A deployment and its scripted demand.

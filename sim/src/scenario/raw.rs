@@ -66,6 +66,9 @@ pub struct RawScenario {
     /// Price tables that price offers like the real clouds (`data/prices/*.csv`).
     #[serde(default)]
     pub pricing: Option<RawPricing>,
+    /// A modeled cache in front of the clouds' read APIs.
+    #[serde(default)]
+    pub cache: Option<RawCache>,
 }
 
 /// `[pricing]`: a price table file per provider, relative to the scenario file. An offer in a
@@ -77,6 +80,23 @@ pub struct RawPricing {
     pub aws: Option<String>,
     pub azure: Option<String>,
     pub gcp: Option<String>,
+}
+
+/// `[cache]`: the simulator's side (sizes, rate limit, polling) and the engine's policy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    /// Read-API calls per provider per second (default 10).
+    pub api_rate_limit: Option<u64>,
+    /// L1 capacity in entries (default 1000).
+    pub l1_entries: Option<u64>,
+    /// L2 capacity in entries (default 100000).
+    pub l2_entries: Option<u64>,
+    /// VM state / metrics / health polling period (default "1m").
+    pub poll_interval: Option<String>,
+    /// `[cache.policy]`: the engine's cache configuration (CacheIntegration field names).
+    #[serde(default)]
+    pub policy: engine::cache::CacheConfig,
 }
 
 /// `[engine]`: durations as strings.

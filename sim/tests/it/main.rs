@@ -1,6 +1,7 @@
 //! Integration tests of the simulator: one binary, a module per topic.
 
 mod bad_input;
+mod cache;
 mod cli;
 mod determinism;
 mod exact;
