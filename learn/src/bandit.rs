@@ -262,3 +262,17 @@ pub fn train(ds: &Dataset, cfg: &BanditConfig, train: &[usize], test: &[usize]) 
     artifact.training = training;
     Ok(TrainedBandit { artifact, metrics, mean_reward, seconds })
 }
+
+/// Writes the reward curve as Parquet (`epoch`, `mean_reward`).
+pub fn write_curve(mean_reward: &[f64], path: &std::path::Path) -> Result<()> {
+    use polars::prelude::*;
+    let err = |m: String| Error::Data { path: path.display().to_string(), message: m };
+    let mut df = DataFrame::new_infer_height(vec![
+        Column::new("epoch".into(), (1..=mean_reward.len() as u32).collect::<Vec<u32>>()),
+        Column::new("mean_reward".into(), mean_reward.to_vec()),
+    ])
+    .map_err(|e| err(e.to_string()))?;
+    let file = std::fs::File::create(path).map_err(|e| err(format!("cannot create: {e}")))?;
+    ParquetWriter::new(file).finish(&mut df).map_err(|e| err(e.to_string()))?;
+    Ok(())
+}

@@ -19,8 +19,16 @@
 //! regression of cost, a logistic regression of spot interruption); [`mlp`] trains a burn
 //! multi-layer perceptron on the flex CPU backend in `f64`, with a validation split, early stopping
 //! and training curves; [`bandit`] trains a contextual bandit over the candidates with REINFORCE
-//! (burn), its reward built from the multi-objective weights. Every trainer writes an [`engine::ModelArtifact`]; tests check that the
+//! (burn), its reward built from the multi-objective weights; [`boosted`] trains gradient-boosted
+//! trees with perpetual. Every trainer writes an [`engine::ModelArtifact`]; tests check that the
 //! engine's evaluation of it matches the library's own predictions on held-out rows.
+//!
+//! ## Online learning
+//! [`online`] runs a drift scenario with a logistic interruption model, tracks its accuracy over a
+//! sliding window of outcomes as they become known, retrains it on recent outcomes when the
+//! accuracy falls under the threshold (the `AISchedulingPolicy`'s `learningConfig`), and replays
+//! the run with the new model from then on ([`engine::ModelSource::Schedule`]); [`plots`] draws
+//! the training curves and the drift figures.
 //!
 //! ## Evaluation
 //! [`evaluate`] runs hand-written and learned policies on scenarios and seeds not trained on and
@@ -28,10 +36,13 @@
 //! (the cheapest candidate of each decision, knowing the future).
 
 pub mod bandit;
+pub mod boosted;
 pub mod classic;
 pub mod dataset;
 pub mod evaluate;
 pub mod mlp;
+pub mod online;
+pub mod plots;
 
 /// Errors of the learning library.
 #[derive(Debug, thiserror::Error)]

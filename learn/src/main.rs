@@ -28,6 +28,7 @@ enum ModelKind {
     Logistic,
     Mlp,
     Bandit,
+    Boosted,
 }
 
 #[derive(Subcommand)]
@@ -100,12 +101,16 @@ enum Cmd {
         /// MLP: epochs without improvement before stopping.
         #[arg(long, default_value_t = 5)]
         patience: usize,
-        /// MLP: training curve (Parquet); default beside the artifact.
+        /// MLP and bandit: training curve (Parquet, plotted beside it as PNG and SVG); default
+        /// beside the artifact (`<out>.curve.parquet`).
         #[arg(long)]
         curve: Option<PathBuf>,
         /// Bandit: reward weights cost,performance,availability,energy.
         #[arg(long, value_delimiter = ',', default_value = "1,0,0.5,0")]
         reward_weights: Vec<f64>,
+        /// Boosted: perpetual's budget (more budget, more and deeper trees).
+        #[arg(long, default_value_t = learn::boosted::BoostedConfig::default().budget)]
+        budget: f32,
         /// Seed (forest sampling, MLP initialisation and shuffling).
         #[arg(long, default_value_t = 7)]
         seed: u64,
@@ -121,6 +126,34 @@ enum Cmd {
         /// Candidates per decision.
         #[arg(long, default_value_t = 100)]
         candidates: usize,
+    },
+    /// Online learning under drift: run a scenario with an interruption model, track its accuracy
+    /// over a sliding window of outcomes, retrain when it falls under the threshold; compare with
+    /// the fixed model. Writes `drift.parquet`, `drift_accuracy.png/svg`, `drift_cost.png/svg`,
+    /// `summary.json` and the models into `--out`.
+    Drift {
+        /// The drift scenario.
+        scenario: PathBuf,
+        /// Seed of the compared runs.
+        #[arg(long, default_value_t = learn::online::DriftConfig::default().seed)]
+        seed: u64,
+        /// Seeds the first model is trained on (scenario's own policy), `A..B`.
+        #[arg(long, default_value = "1..3")]
+        train_seeds: String,
+        /// The first model learns from outcomes known by then.
+        #[arg(long, default_value = "6h")]
+        train_until: String,
+        /// The AISchedulingPolicy's `learningConfig` as JSON (inline or a file), e.g.
+        /// `{"onlineLearning": true, "retrainingInterval": "30m", "accuracyThreshold": 0.8,
+        /// "accuracyWindow": 300, "trainingWindow": "2h"}`; missing keys take these defaults.
+        #[arg(long)]
+        learning_config: Option<String>,
+        /// Dollars the policy charges a spot candidate per expected interruption.
+        #[arg(long, default_value_t = 0.5)]
+        interruption_cost: f64,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Run learned and hand-written policies on scenarios and compare them.
     Evaluate {
@@ -196,6 +229,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             patience,
             curve,
             reward_weights,
+            budget,
             seed,
         } => {
             if !(0.0..1.0).contains(&test_fraction) {
@@ -218,7 +252,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     let m = mlp::train(&ds, &cfg, &train, &test)?;
                     let curve = curve.unwrap_or_else(|| out.with_extension("curve.parquet"));
                     mlp::write_curve(&m.curve, &curve)?;
-                    println!("training curve: {} ({} epochs)", curve.display(), m.curve.len());
+                    let files = learn::plots::write_figures(
+                        &[learn::plots::loss_curve(&figure_id(&curve), &m.curve)],
+                        curve.parent().unwrap_or(std::path::Path::new(".")),
+                    )?;
+                    println!("training curve: {} ({} epochs), {}", curve.display(), m.curve.len(), names(&files));
+                    (m.artifact, m.metrics)
+                }
+                ModelKind::Boosted => {
+                    let cfg = learn::boosted::BoostedConfig { budget, seed, ..Default::default() };
+                    let m = learn::boosted::train(&ds, &cfg, &train, &test)?;
                     (m.artifact, m.metrics)
                 }
                 ModelKind::Bandit => {
@@ -241,6 +284,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         "mean sampled reward per epoch: {:?}",
                         m.mean_reward.iter().map(|r| (r * 1000.0).round() / 1000.0).collect::<Vec<_>>()
                     );
+                    let curve = curve.unwrap_or_else(|| out.with_extension("curve.parquet"));
+                    learn::bandit::write_curve(&m.mean_reward, &curve)?;
+                    let files = learn::plots::write_figures(
+                        &[learn::plots::reward_curve(&figure_id(&curve), &m.mean_reward)],
+                        curve.parent().unwrap_or(std::path::Path::new(".")),
+                    )?;
+                    println!("reward curve: {}, {}", curve.display(), names(&files));
                     (m.artifact, m.metrics)
                 }
                 kind => {
@@ -301,6 +351,64 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 per * 1e9 / candidates as f64
             );
         }
+        Cmd::Drift { scenario, seed, train_seeds, train_until, learning_config, interruption_cost, out } => {
+            let learning: learn::online::LearningConfig = match learning_config {
+                None => Default::default(),
+                Some(text) => {
+                    let (json, from) = if text.trim_start().starts_with('{') {
+                        (text.clone(), "--learning-config".to_string())
+                    } else {
+                        let body = std::fs::read_to_string(&text)
+                            .map_err(|e| Error::Input(format!("--learning-config {text}: cannot read: {e}")))?;
+                        (body, text.clone())
+                    };
+                    serde_json::from_str(&json).map_err(|e| Error::Input(format!("{from}: learningConfig: {e}")))?
+                }
+            };
+            let train_until = engine::SimDuration::parse(&train_until)
+                .map_err(|_| Error::Input(format!("--train-until {train_until:?}: expected a duration like 6h")))?;
+            let cfg = learn::online::DriftConfig {
+                learning,
+                seed,
+                train_seeds: dataset::parse_seeds(&train_seeds)?,
+                train_until,
+                interruption_cost_usd: interruption_cost,
+                ..Default::default()
+            };
+            let s = sim::scenario::load(&scenario).map_err(Error::from)?;
+            let t = Instant::now();
+            let run = learn::online::run(&s, &cfg)?;
+            std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create", out.display()))?;
+            learn::online::write_timeline(&run, &out.join("drift.parquet"))?;
+            let files = learn::online::plot(&run, cfg.learning.accuracy_threshold, &out)?;
+            for (i, m) in run.models.iter().enumerate() {
+                let path = out.join(format!("model-{i}.json"));
+                let json = serde_json::to_string(&*m.model).context("serialising a model")?;
+                std::fs::write(&path, json).with_context(|| format!("{}: cannot write", path.display()))?;
+            }
+            let summary = serde_json::json!({
+                "scenario": scenario.display().to_string(),
+                "seed": seed,
+                "learningConfig": cfg.learning,
+                "regime_change_s": run.change_s,
+                "retrainings": run.retrainings.iter().map(|r| serde_json::json!({
+                    "at_s": r.at_s, "window_accuracy": r.window_accuracy,
+                    "train_rows": r.train_rows, "train_interrupted": r.train_interrupted,
+                })).collect::<Vec<_>>(),
+                "fixed": run.static_totals,
+                "online": run.online_totals,
+            });
+            let path = out.join("summary.json");
+            std::fs::write(&path, serde_json::to_string_pretty(&summary).context("summary")?)
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+            println!("{}", serde_json::to_string_pretty(&summary).context("summary")?);
+            println!(
+                "{:.1} s; wrote {}, {}",
+                t.elapsed().as_secs_f64(),
+                out.join("drift.parquet").display(),
+                names(&files)
+            );
+        }
         Cmd::Evaluate { scenarios, seeds, models, baselines, interruption_penalty, outage_penalty, json } => {
             let seeds = dataset::parse_seeds(&seeds)?;
             let scen = dataset::load_scenarios(&scenarios)?;
@@ -323,6 +431,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A figure's file stem from a curve file (`out/mlp.curve.parquet` → `mlp.curve`).
+fn figure_id(curve: &std::path::Path) -> String {
+    curve.file_stem().and_then(|s| s.to_str()).unwrap_or("curve").to_string()
+}
+
+fn names(files: &[PathBuf]) -> String {
+    files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 fn main() -> ExitCode {

@@ -2,7 +2,7 @@
 //! every feasible candidate, and the candidate with the lowest score wins.
 //!
 //! The engine evaluates the model itself, in plain `f64` arithmetic, from a small versioned
-//! format ([`ModelArtifact`]): decision trees and forests as node lists, linear and logistic
+//! format ([`ModelArtifact`]): decision trees, forests and gradient-boosted trees as node lists, linear and logistic
 //! models as coefficients with their feature scaling, a multi-layer perceptron as layer weights,
 //! biases and activations. No learning library is linked here: the same artifact gives the same
 //! decisions in the simulator and in the operator, bit for bit.
@@ -29,14 +29,17 @@ use crate::snapshot::{Candidate, Coverage, RejectReason, Snapshot};
 use crate::time::SimTime;
 
 /// Version of [`FEATURES`]: what each column means and how it is computed.
-pub const FEATURE_SCHEMA_VERSION: u32 = 1;
+///
+/// * 1: 24 features.
+/// * 2: adds `region_interruptions_per_h` (the region's interruption history).
+pub const FEATURE_SCHEMA_VERSION: u32 = 2;
 /// Version of the [`ModelArtifact`] layout.
 pub const MODEL_FORMAT_VERSION: u32 = 1;
 /// The `format` field of every artifact.
 pub const MODEL_FORMAT: &str = "novacron-model";
 
 /// Number of features per candidate.
-pub const N_FEATURES: usize = 24;
+pub const N_FEATURES: usize = 25;
 
 /// Feature names, in column order (schema [`FEATURE_SCHEMA_VERSION`]).
 pub const FEATURES: [&str; N_FEATURES] = [
@@ -64,6 +67,7 @@ pub const FEATURES: [&str; N_FEATURES] = [
     "onprem",
     "region_zones_healthy",
     "n_candidates",
+    "region_interruptions_per_h",
 ];
 
 /// One candidate's features.
@@ -84,7 +88,11 @@ pub type Features = [f64; N_FEATURES];
 /// * spread: the share of the request's group (or fleet) already in the zone and in the region;
 /// * the request: egress $/h, vCPU, memory GiB, lifetime hint in hours and whether there is one;
 /// * the location: covered by a commitment, on-prem, the share of the region's zones healthy;
-/// * the decision: how many candidates there are.
+/// * the decision: how many candidates there are;
+/// * the region's health history: the observed spot interruptions per hour of all the region's
+///   offers together (each decayed with the snapshot's half-life), so a region whose pools have
+///   been interrupting lately looks risky for every offer in it, spot or on demand. (The snapshot
+///   keeps no outage history, so outages enter only through `region_zones_healthy`, now.)
 pub fn candidate_features(
     req: &VmRequest,
     snap: &Snapshot,
@@ -96,6 +104,13 @@ pub fn candidate_features(
     let n = cands.len() as f64;
     let counts = snap.spread_for(req.group);
     let lifetime_h = req.lifetime_hint.map(|l| l.as_hours_f64());
+    // Interruption history per region, summed over the region's offers.
+    let mut region_rate = vec![0.0; snap.catalog.regions.len()];
+    for (o, st) in snap.catalog.offers.iter().zip(&snap.offers) {
+        if st.interruptions_per_h != 0.0 {
+            region_rate[o.region.idx()] += st.interruption_rate(now, snap.interruption_half_life);
+        }
+    }
     Ok(cands
         .into_iter()
         .map(|c| {
@@ -146,6 +161,7 @@ pub fn candidate_features(
                 f64::from(u8::from(matches!(offer.kind, OfferKind::Pool(_)))),
                 zones_healthy,
                 n,
+                region_rate[c.region.idx()],
             ];
             (c, f)
         })
@@ -402,6 +418,14 @@ pub enum Model {
         /// The trees.
         trees: Vec<Tree>,
     },
+    /// Gradient-boosted trees: `base_score` plus the sum of the trees' leaf values, added in
+    /// tree order (as perpetual's booster predicts, so the sums agree bit for bit).
+    Boosted {
+        /// The starting prediction.
+        base_score: f64,
+        /// The trees.
+        trees: Vec<Tree>,
+    },
     /// A linear regression.
     Linear(Linear),
     /// A logistic regression: the sigmoid of a linear function.
@@ -422,6 +446,13 @@ impl Model {
                 }
                 acc / trees.len() as f64
             }
+            Model::Boosted { base_score, trees } => {
+                let mut acc = *base_score;
+                for t in trees {
+                    acc += t.value(x);
+                }
+                acc
+            }
             Model::Linear(l) => l.eval(x),
             Model::Logistic(l) => sigmoid(l.eval(x)),
             Model::Mlp(m) => m.eval(x),
@@ -433,6 +464,7 @@ impl Model {
         match self {
             Model::Tree(_) => "tree",
             Model::Forest { .. } => "forest",
+            Model::Boosted { .. } => "boosted",
             Model::Linear(_) => "linear",
             Model::Logistic(_) => "logistic",
             Model::Mlp(_) => "mlp",
@@ -475,6 +507,13 @@ impl Model {
                 if trees.is_empty() {
                     return Err("a forest has no trees".into());
                 }
+                for (i, t) in trees.iter().enumerate() {
+                    t.check(n).map_err(|m| format!("tree {i}: {m}"))?;
+                }
+                Ok(())
+            }
+            Model::Boosted { base_score, trees } => {
+                finite(&[*base_score], "base_score")?;
                 for (i, t) in trees.iter().enumerate() {
                     t.check(n).map_err(|m| format!("tree {i}: {m}"))?;
                 }
@@ -592,6 +631,33 @@ pub enum ModelSource {
     Path(String),
     /// The parsed artifact.
     Loaded(Arc<ModelArtifact>),
+    /// Models that take over one after another (online retraining replayed in the simulator):
+    /// at `now` the last entry whose `from <= now` decides. The first entry must start at 0.
+    Schedule(Vec<ScheduledModel>),
+}
+
+/// One model of a [`ModelSource::Schedule`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledModel {
+    /// From when it decides.
+    pub from: SimTime,
+    /// The model.
+    pub model: Arc<ModelArtifact>,
+}
+
+impl ModelSource {
+    /// The model deciding at `now`, if loaded.
+    pub fn at(&self, now: SimTime) -> Option<&ModelArtifact> {
+        match self {
+            ModelSource::Path(_) => None,
+            ModelSource::Loaded(a) => Some(a),
+            ModelSource::Schedule(s) => {
+                let k = s.partition_point(|m| m.from <= now);
+                s.get(k.checked_sub(1)?).map(|m| &*m.model)
+            }
+        }
+    }
 }
 
 /// Parameters of [`Learned`].
@@ -635,6 +701,18 @@ impl LearnedConfig {
         match &self.model {
             ModelSource::Path(p) => Err(format!("model {p:?} was not loaded (the caller reads model files)")),
             ModelSource::Loaded(a) => a.check().map_err(|m| format!("model: {m}")),
+            ModelSource::Schedule(s) => {
+                if s.first().is_none_or(|m| m.from != SimTime::ZERO) {
+                    return Err("a model schedule must start with a model from time 0".into());
+                }
+                for (i, m) in s.iter().enumerate() {
+                    if i > 0 && m.from <= s[i - 1].from {
+                        return Err(format!("model schedule entry {i} does not start after entry {}", i - 1));
+                    }
+                    m.model.check().map_err(|e| format!("model schedule entry {i}: {e}"))?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -659,7 +737,7 @@ impl Learned {
         snap: &Snapshot,
         now: SimTime,
     ) -> Result<Vec<(Candidate, Features, f64)>, RejectReason> {
-        let ModelSource::Loaded(art) = &self.cfg.model else { return Err(RejectReason::NoMatchingOffer) };
+        let Some(art) = self.cfg.model.at(now) else { return Err(RejectReason::NoMatchingOffer) };
         Ok(candidate_features(req, snap, now)?
             .into_iter()
             .map(|(c, f)| {

@@ -1,7 +1,8 @@
 //! The learned policy: model evaluation by hand, artifact checks, decisions on the fixture world.
 
 use engine::policy::learned::{
-    Activation, FEATURES, Layer, Linear, Mlp, Model, N_FEATURES, Node, Scaler, Target, Tree, candidate_features,
+    Activation, FEATURE_SCHEMA_VERSION, FEATURES, Layer, Linear, Mlp, Model, N_FEATURES, Node, Scaler, ScheduledModel,
+    Target, Tree, candidate_features,
 };
 use engine::{EngineConfig, LearnedConfig, Market, ModelArtifact, ModelSource, PolicyConfig, SimTime, Snapshot};
 
@@ -11,6 +12,7 @@ const PRICE: usize = 0; // price_per_h
 const MARGINAL: usize = 1; // marginal_per_h
 const SPOT: usize = 3; // is_spot
 const CARBON: usize = 12; // carbon_g_per_h
+const REGION_INTERRUPTIONS: usize = 24; // region_interruptions_per_h
 
 fn linear(coefs: &[(usize, f64)], intercept: f64) -> Linear {
     let mut coef = vec![0.0; N_FEATURES];
@@ -54,6 +56,17 @@ fn tree_goes_left_below_the_threshold_as_linfa_predicts() {
     let forest =
         Model::Forest { trees: vec![tree.clone(), Tree { nodes: vec![Node::Leaf { value: 4.0, class: None }] }] };
     assert_eq!(forest.predict(&x_with(&[(PRICE, 0.01)])), 2.5);
+    // Boosted trees add up from the base score: 0.25 + 1 + 4 at price 0.01.
+    let boosted = Model::Boosted {
+        base_score: 0.25,
+        trees: vec![tree.clone(), Tree { nodes: vec![Node::Leaf { value: 4.0, class: None }] }],
+    };
+    assert_eq!(boosted.predict(&x_with(&[(PRICE, 0.01)])), 5.25);
+    let a = ModelArtifact::new(Target::CostPerHour, boosted);
+    assert_eq!(a.check(), Ok(()));
+    let mut bad = a.clone();
+    bad.model = Model::Boosted { base_score: f64::INFINITY, trees: vec![] };
+    assert!(bad.check().expect_err("refused").contains("base_score"));
 }
 
 #[test]
@@ -92,6 +105,13 @@ fn artifacts_that_do_not_fit_the_engine_are_refused_with_the_reason() {
     let mut a = ok.clone();
     a.feature_schema_version = 99;
     assert!(a.check().expect_err("refused").contains("feature schema version 99"));
+    // An artifact of schema 1 (24 features, before region_interruptions_per_h) names both versions.
+    let mut a = ok.clone();
+    a.feature_schema_version = 1;
+    a.features.pop();
+    assert_eq!(FEATURE_SCHEMA_VERSION, 2);
+    let e = a.check().expect_err("refused");
+    assert!(e.contains("feature schema version 1 does not match the engine's 2"), "{e}");
     let mut a = ok.clone();
     a.features[3] = "is_preemptible".into();
     let e = a.check().expect_err("refused");
@@ -101,7 +121,7 @@ fn artifacts_that_do_not_fit_the_engine_are_refused_with_the_reason() {
     assert!(a.check().expect_err("refused").contains("format_version 2"));
     let mut a = ok.clone();
     a.model = Model::Linear(Linear { coef: vec![0.0; 3], ..linear(&[], 0.0) });
-    assert!(a.check().expect_err("refused").contains("3 coefficients for 24 features"));
+    assert!(a.check().expect_err("refused").contains("3 coefficients for 25 features"));
     // A tree whose child points backwards could loop: refused.
     a.model = Model::Tree(Tree {
         nodes: vec![
@@ -178,4 +198,61 @@ fn features_are_the_candidates_own() {
     // The count of candidates: every cloud offer fits; 8 on demand + 7 spot (O3 has none) = 15.
     assert_eq!(rows.len(), 15);
     assert!(rows.iter().all(|(_, f)| f[23] == 15.0));
+    // No interruption yet: no region has an interruption history.
+    assert!(rows.iter().all(|(_, f)| f[REGION_INTERRUPTIONS] == 0.0));
+}
+
+#[test]
+fn region_interruption_history_covers_every_offer_of_the_region_and_decays() {
+    // Half-life 30 min (the snapshot's default is set here): one interruption on AWS offer 0
+    // adds ln 2 / 0.5 h = 1.386 interruptions/h to it; after one half-life, half of that.
+    let mut snap = Snapshot::new(catalog(), Default::default());
+    snap.interruption_half_life = engine::SimDuration::from_secs(1800);
+    snap.record_interruption(AWS_A_SMALL, SimTime::ZERO, SimTime::ZERO);
+    snap.record_interruption(AWS_A_LARGE, SimTime::ZERO, SimTime::ZERO);
+    let at = SimTime(1_800_000);
+    let rows = candidate_features(&small_spot(1), &snap, at).expect("candidates");
+    let rate = std::f64::consts::LN_2 / 0.5 * 0.5;
+    for (c, f) in &rows {
+        // Two offers of aws-us-east-1 were interrupted: every aws candidate (offers 0 and 1, spot
+        // and on demand) carries both; the other regions none.
+        let expected = if c.region == AWS { 2.0 * rate } else { 0.0 };
+        assert!((f[REGION_INTERRUPTIONS] - expected).abs() < 1e-12, "{c:?}: {}", f[REGION_INTERRUPTIONS]);
+    }
+    // The offer's own observed rate stays per offer (offer 1 had none).
+    let (_, f1) = rows.iter().find(|(c, _)| c.offer == AWS_B_SMALL && c.market == Market::Spot).expect("aws-b spot");
+    assert_eq!(f1[7], 0.0);
+}
+
+#[test]
+fn a_model_schedule_switches_models_at_their_start_times() {
+    // Until 1 h a price model (aws on demand cheapest for on-demand requests); from 1 h a carbon
+    // model (gcp).
+    let price = ModelArtifact::new(Target::CostPerHour, Model::Linear(linear(&[(MARGINAL, 1.0)], 0.0)));
+    let carbon = ModelArtifact::new(Target::CostPerHour, Model::Linear(linear(&[(CARBON, 1.0)], 0.0)));
+    let schedule = ModelSource::Schedule(vec![
+        ScheduledModel { from: SimTime::ZERO, model: std::sync::Arc::new(price) },
+        ScheduledModel { from: SimTime(3_600_000), model: std::sync::Arc::new(carbon.clone()) },
+    ]);
+    let cfg = LearnedConfig { model: schedule.clone(), ..LearnedConfig::new(carbon.clone()) };
+    assert_eq!(PolicyConfig::Learned(cfg.clone()).validate(), Ok(()));
+    let mut run = Run::new(EngineConfig { policy: PolicyConfig::Learned(cfg.clone()), ..EngineConfig::default() });
+    let (_, offer, _, _) = provisioned(&run.request(secs(3599), small_cloud(1)));
+    assert_eq!(offer, AWS_A_SMALL);
+    let (_, offer, _, _) = provisioned(&run.request(secs(3600), small_cloud(2)));
+    assert_eq!(offer, GCP_A_SMALL);
+    // Round trip through JSON (the operator's decision log and the simulator's replay carry it).
+    let json = serde_json::to_string(&cfg).expect("json");
+    assert_eq!(serde_json::from_str::<LearnedConfig>(&json).expect("parses"), cfg);
+    // A schedule that does not start at 0 or is out of order is refused.
+    let ModelSource::Schedule(mut entries) = schedule else { unreachable!() };
+    entries.swap(0, 1);
+    let bad = LearnedConfig { model: ModelSource::Schedule(entries.clone()), ..cfg.clone() };
+    assert!(PolicyConfig::Learned(bad).validate().expect_err("refused").contains("from time 0"));
+    entries[0].from = SimTime::ZERO;
+    entries[1].from = SimTime::ZERO;
+    let bad = LearnedConfig { model: ModelSource::Schedule(entries), ..cfg };
+    assert!(
+        PolicyConfig::Learned(bad).validate().expect_err("refused").contains("entry 1 does not start after entry 0")
+    );
 }

@@ -125,3 +125,21 @@ fn bandit_trains_and_exports_a_preference_model() {
     assert!(t.mean_reward.iter().all(|r| r.is_finite() && *r < 0.0));
     assert!(t.metrics["decisions"] > 0.0);
 }
+
+#[test]
+fn boosted_matches_perpetual_bit_for_bit() {
+    let ds = data();
+    let (train, test) = ds.split(0.2);
+    let cfg = learn::boosted::BoostedConfig { budget: 0.3, ..Default::default() };
+    let t = learn::boosted::train(ds, &cfg, &train, &test).expect("trains");
+    let Model::Boosted { trees, .. } = &t.artifact.model else { panic!("boosted expected") };
+    assert!(!trees.is_empty());
+    assert_eq!(t.library.len(), test.len());
+    let back = reload(&t.artifact);
+    for (&r, &l) in t.test_rows.iter().zip(&t.library) {
+        let e = t.artifact.predict(&ds.rows[r].features);
+        assert_eq!(e.to_bits(), l.to_bits(), "engine {e} vs perpetual {l}");
+        assert_eq!(back.predict(&ds.rows[r].features).to_bits(), e.to_bits());
+    }
+    assert!(t.metrics["r2"] > 0.0, "{:?}", t.metrics);
+}

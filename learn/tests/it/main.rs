@@ -3,4 +3,5 @@
 mod common;
 mod dataset;
 mod exact;
+mod online;
 mod policy;

@@ -53,10 +53,21 @@ fn bad_model_files_are_refused_naming_the_file_and_the_problem() {
         ("truncated.json", json[..json.len() / 2].to_string(), "EOF while parsing"),
         (
             "schema.json",
-            json.replace("\"feature_schema_version\":1", "\"feature_schema_version\":7"),
+            json.replace(
+                &format!("\"feature_schema_version\":{}", engine::policy::learned::FEATURE_SCHEMA_VERSION),
+                "\"feature_schema_version\":7",
+            ),
             "feature schema version 7",
         ),
-        ("kind.json", json.replace("\"type\":\"tree\"", "\"type\":\"boosted\""), "unknown variant"),
+        (
+            "schema1.json",
+            json.replace(
+                &format!("\"feature_schema_version\":{}", engine::policy::learned::FEATURE_SCHEMA_VERSION),
+                "\"feature_schema_version\":1",
+            ),
+            "feature schema version 1 does not match the engine's 2",
+        ),
+        ("kind.json", json.replace("\"type\":\"tree\"", "\"type\":\"xgboost\""), "unknown variant"),
     ];
     for (name, text, why) in cases {
         if !text.is_empty() {
