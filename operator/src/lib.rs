@@ -33,6 +33,7 @@
 //! and [`controller::run_elected`] runs the controller only during its term, which ends at the
 //! renew deadline if renewals fail, before any other replica may take the Lease over.
 
+pub mod cache;
 pub mod catalog;
 pub mod clock;
 pub mod controller;

@@ -103,6 +103,35 @@ pub struct ProviderLabels {
     pub result: String,
 }
 
+/// Labels of a cache level.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLevelLabels {
+    /// `l1` (in process) or `l2` (Redis).
+    pub level: String,
+}
+
+/// Labels of where a cache read was answered from.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheSourceLabels {
+    /// `l1`, `l2`, or `source` (the provider, after a miss).
+    pub source: String,
+}
+
+/// Labels of a failed Redis operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheErrorLabels {
+    /// `get`, `set`, `delete`, `info`, `decode`.
+    pub op: String,
+}
+
+/// Every [`CacheErrorLabels::op`].
+pub const CACHE_ERROR_OPS: [&str; 5] = ["get", "set", "delete", "info", "decode"];
+
+/// Cache reads: 10 µs to about 5 s.
+fn cache_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.00001, 2.0, 20))
+}
+
 fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
@@ -169,6 +198,20 @@ pub struct Metrics {
     pub decision_log_errors: Counter,
     /// Always 1, labelled with the version.
     pub build_info: Family<BuildLabels, Gauge>,
+    /// Cache reads (every key looked up in the provider cache).
+    pub cache_requests: Counter,
+    /// Cache reads answered by a level.
+    pub cache_hits: Family<CacheLevelLabels, Counter>,
+    /// Cache reads a level could not answer (an L1 miss answered by L2 counts here for `l1`).
+    pub cache_misses: Family<CacheLevelLabels, Counter>,
+    /// Failed Redis operations (the cache then answers from L1 or the provider).
+    pub cache_errors: Family<CacheErrorLabels, Counter>,
+    /// Cache read latency by where it was answered, seconds.
+    pub cache_duration: Family<CacheSourceLabels, Histogram, fn() -> Histogram>,
+    /// Memory used by a level, bytes (L1: moka's weighted size; L2: Redis `used_memory`).
+    pub cache_memory: Family<CacheLevelLabels, Gauge>,
+    /// 1 while Redis is reachable (the breaker is closed), else 0.
+    pub cache_l2_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -201,6 +244,13 @@ impl Default for Metrics {
             engines: Gauge::default(),
             decision_log_errors: Counter::default(),
             build_info: Family::default(),
+            cache_requests: Counter::default(),
+            cache_hits: Family::default(),
+            cache_misses: Family::default(),
+            cache_errors: Family::default(),
+            cache_duration: Family::new_with_constructor(cache_histogram),
+            cache_memory: Family::default(),
+            cache_l2_up: Gauge::default(),
         }
     }
 }
@@ -252,10 +302,34 @@ impl Metrics {
         r.register("engines", "Deployments with an engine in memory", self.engines.clone());
         r.register("decision_log_errors", "Decision log writes that failed", self.decision_log_errors.clone());
         r.register("build_info", "The operator's version (always 1)", self.build_info.clone());
+        r.register("cache_requests", "Provider cache reads", self.cache_requests.clone());
+        r.register("cache_hits", "Provider cache reads answered, by level", self.cache_hits.clone());
+        r.register("cache_misses", "Provider cache reads a level could not answer, by level", self.cache_misses.clone());
+        r.register("cache_errors", "Failed Redis operations of the provider cache", self.cache_errors.clone());
+        r.register(
+            "cache_request_duration_seconds",
+            "Provider cache read latency by where it was answered (l1, l2, source)",
+            self.cache_duration.clone(),
+        );
+        r.register("cache_memory_bytes", "Provider cache memory used, by level", self.cache_memory.clone());
+        r.register("cache_l2_up", "1 while the provider cache reaches Redis", self.cache_l2_up.clone());
         self.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
         // Counters that alerts take rates of start at 0 rather than appear at their first event.
         for result in ["acquired", "renewed", "held", "error"] {
             let _ = self.lease_attempts.get_or_create(&LeaseLabels { result: result.into() });
+        }
+        // The cache's series exist before the first CacheIntegration, so its alert has rates.
+        for level in ["l1", "l2"] {
+            let l = CacheLevelLabels { level: level.into() };
+            let _ = self.cache_hits.get_or_create(&l);
+            let _ = self.cache_misses.get_or_create(&l);
+            let _ = self.cache_memory.get_or_create(&l);
+        }
+        for source in ["l1", "l2", "source"] {
+            let _ = self.cache_duration.get_or_create(&CacheSourceLabels { source: source.into() });
+        }
+        for op in CACHE_ERROR_OPS {
+            let _ = self.cache_errors.get_or_create(&CacheErrorLabels { op: op.into() });
         }
         for op in ["create", "delete"] {
             for error in ProviderError::LABELS {
@@ -280,6 +354,32 @@ impl Metrics {
         if n > 0 {
             self.provider_calls.get_or_create(&ProviderLabels { op: op.into(), result: result.into() }).inc_by(n);
         }
+    }
+
+    /// Counts a cache read answered by `level` (`l1`, `l2`).
+    pub fn cache_hit(&self, level: &str) {
+        self.cache_hits.get_or_create(&CacheLevelLabels { level: level.into() }).inc();
+    }
+
+    /// Counts a cache read `level` could not answer.
+    pub fn cache_miss(&self, level: &str) {
+        self.cache_misses.get_or_create(&CacheLevelLabels { level: level.into() }).inc();
+    }
+
+    /// Counts a failed Redis operation.
+    pub fn cache_error(&self, op: &str) {
+        self.cache_errors.get_or_create(&CacheErrorLabels { op: op.into() }).inc();
+    }
+
+    /// Records a cache read's latency by where it was answered (`l1`, `l2`, `source`).
+    pub fn cache_latency(&self, source: &str, seconds: f64) {
+        self.cache_duration.get_or_create(&CacheSourceLabels { source: source.into() }).observe(seconds);
+    }
+
+    /// Sets a level's memory use, bytes.
+    pub fn cache_memory_used(&self, level: &str, bytes: u64) {
+        let v = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.cache_memory.get_or_create(&CacheLevelLabels { level: level.into() }).set(v);
     }
 
     /// Drops a deleted deployment's gauges.

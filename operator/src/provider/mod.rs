@@ -19,6 +19,8 @@ pub mod memory;
 pub mod metered;
 pub mod retry;
 
+pub use crate::cache::provider::CachingProvider;
+
 /// What a provider call can fail with.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]

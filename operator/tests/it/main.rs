@@ -2,6 +2,7 @@
 
 mod aws;
 mod azure;
+mod cache;
 mod common;
 mod controller;
 mod crds;
