@@ -304,7 +304,11 @@ impl Metrics {
         r.register("build_info", "The operator's version (always 1)", self.build_info.clone());
         r.register("cache_requests", "Provider cache reads", self.cache_requests.clone());
         r.register("cache_hits", "Provider cache reads answered, by level", self.cache_hits.clone());
-        r.register("cache_misses", "Provider cache reads a level could not answer, by level", self.cache_misses.clone());
+        r.register(
+            "cache_misses",
+            "Provider cache reads a level could not answer, by level",
+            self.cache_misses.clone(),
+        );
         r.register("cache_errors", "Failed Redis operations of the provider cache", self.cache_errors.clone());
         r.register(
             "cache_request_duration_seconds",

@@ -48,7 +48,10 @@ pub struct Secrets {
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let keys = |s: &Option<SecretData>| s.as_ref().map(|d| d.keys().cloned().collect::<Vec<_>>());
-        f.debug_struct("Secrets").field("credentials", &keys(&self.credentials)).field("certs", &keys(&self.certs)).finish()
+        f.debug_struct("Secrets")
+            .field("credentials", &keys(&self.credentials))
+            .field("certs", &keys(&self.certs))
+            .finish()
     }
 }
 
@@ -185,7 +188,8 @@ impl Reader<'_> {
     }
 
     fn host_port(&mut self, key: &str, text: &str) -> Option<(String, u16)> {
-        let parsed = text.rsplit_once(':').and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)));
+        let parsed =
+            text.rsplit_once(':').and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)));
         match parsed {
             Some((h, p)) if !h.is_empty() && p > 0 => Some((h.to_owned(), p)),
             _ => {
@@ -241,7 +245,10 @@ pub fn from_spec(namespace: &str, spec: &CacheIntegrationSpec) -> Result<CacheSe
         None => &empty,
         Some(Value::Object(m)) => m,
         Some(other) => {
-            problems.push(Problem { field: "spec.redisConfig".into(), message: format!("must be an object (got {other})") });
+            problems.push(Problem {
+                field: "spec.redisConfig".into(),
+                message: format!("must be an object (got {other})"),
+            });
             &empty
         }
     };
@@ -343,9 +350,11 @@ pub fn from_spec(namespace: &str, spec: &CacheIntegrationSpec) -> Result<CacheSe
 fn text(data: &SecretData, key: &str, secret: &str) -> Result<Option<String>, Problem> {
     match data.get(key) {
         None => Ok(None),
-        Some(bytes) => String::from_utf8(bytes.clone()).map(|s| Some(s.trim_end_matches(['\n', '\r']).to_owned())).map_err(
-            |_| Problem { field: format!("Secret {secret}"), message: format!("key {key:?} is not UTF-8 text") },
-        ),
+        Some(bytes) => {
+            String::from_utf8(bytes.clone()).map(|s| Some(s.trim_end_matches(['\n', '\r']).to_owned())).map_err(|_| {
+                Problem { field: format!("Secret {secret}"), message: format!("key {key:?} is not UTF-8 text") }
+            })
+        }
     }
 }
 
@@ -362,9 +371,11 @@ impl RedisSpec {
                     message: format!("Secret {name:?} was not found"),
                 }),
                 Some(data) => {
-                    for (key, slot) in
-                        [("username", &mut username), ("password", &mut password), ("sentinelPassword", &mut sentinel_password)]
-                    {
+                    for (key, slot) in [
+                        ("username", &mut username),
+                        ("password", &mut password),
+                        ("sentinelPassword", &mut sentinel_password),
+                    ] {
                         match text(data, key, name) {
                             Ok(v) => *slot = v,
                             Err(p) => problems.push(p),
@@ -373,13 +384,15 @@ impl RedisSpec {
                     if password.is_none() {
                         problems.push(Problem {
                             field: "spec.redisConfig.credentialsSecret".into(),
-                            message: format!("Secret {name:?} has no key \"password\" (keys: password, username, sentinelPassword)"),
+                            message: format!(
+                                "Secret {name:?} has no key \"password\" (keys: password, username, sentinelPassword)"
+                            ),
                         });
                     }
                 }
             }
         }
-        let mut tls = self.tls.then(|| TlsSettings { ca_pem: None, client_pem: None, insecure: self.insecure });
+        let mut tls = self.tls.then_some(TlsSettings { ca_pem: None, client_pem: None, insecure: self.insecure });
         if let Some(name) = &self.cert_secret {
             match (&secrets.certs, tls.as_mut()) {
                 (None, _) => problems.push(Problem {

@@ -334,6 +334,11 @@ impl L2 {
 
     /// A client for the current master.
     async fn client(s: &RedisSettings) -> Result<Client, L2Error> {
+        if s.tls.is_some() {
+            // rustls is built with two crypto providers here (ring, and aws-lc-rs through the
+            // AWS SDK), so it needs a process default; keep one that is already installed.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let certs = s.tls.as_ref().map(|t| TlsCertificates {
             client_tls: t
                 .client_pem
@@ -359,7 +364,8 @@ impl L2 {
                 if let Some(p) = &s.password {
                     redis = redis.set_password(&p.0);
                 }
-                let info = redis::IntoConnectionInfo::into_connection_info(addr).map_err(redis_err)?.set_redis_settings(redis);
+                let info =
+                    redis::IntoConnectionInfo::into_connection_info(addr).map_err(redis_err)?.set_redis_settings(redis);
                 match certs {
                     Some(c) if s.tls.as_ref().is_some_and(|t| t.ca_pem.is_some() || t.client_pem.is_some()) => {
                         Client::build_with_tls(info, c).map_err(redis_err)

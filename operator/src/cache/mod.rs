@@ -284,8 +284,8 @@ impl ProviderCache {
         let l1e = if kp.levels.has(Level::L1) { self.inner.l1.get(key, Instant::now()).await } else { None };
         let l1_meta = l1e.as_ref().map(|e| e.current_meta());
         // L2 is consulted unless an eventual L1 copy answers by itself.
-        let l1_answers = l1_meta.is_some_and(|m| m.fresh(now))
-            && kp.consistency == engine::cache::Consistency::Eventual;
+        let l1_answers =
+            l1_meta.is_some_and(|m| m.fresh(now)) && kp.consistency == engine::cache::Consistency::Eventual;
         let l2e = if kp.levels.has(Level::L2) && !l1_answers && kp.cached() { self.l2_entry(key).await } else { None };
         let decision = self.inner.policy.on_read(key, l1_meta.as_ref(), l2e.as_ref().map(|(m, _)| m), now);
         let s = &self.inner.stats;

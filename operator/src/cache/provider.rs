@@ -124,8 +124,13 @@ impl CachingProvider {
     /// skipped.
     pub async fn warm(&self, budget: usize) -> Vec<String> {
         let universe = self.known_keys();
-        let plan: Vec<String> =
-            self.cache.policy().warming_plan(universe.iter().map(String::as_str), budget).into_iter().map(str::to_owned).collect();
+        let plan: Vec<String> = self
+            .cache
+            .policy()
+            .warming_plan(universe.iter().map(String::as_str), budget)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let mut values = Vec::new();
         let read_at = self.cache.now();
         for key in plan {
@@ -244,15 +249,15 @@ impl CloudProvider for CachingProvider {
         Box::pin(async move {
             let inner = self.inner.clone();
             let owner = owner_uid.to_owned();
-            let l = self
-                .cache
-                .get_or_load(&format!("vm:list:{owner_uid}"), move || {
-                    let (inner, owner) = (inner.clone(), owner.clone());
-                    async move {
-                        inner.list(&owner).await.map(|l| l.iter().map(wire::Instance::from).collect::<Vec<_>>())
-                    }
-                })
-                .await?;
+            let l =
+                self.cache
+                    .get_or_load(&format!("vm:list:{owner_uid}"), move || {
+                        let (inner, owner) = (inner.clone(), owner.clone());
+                        async move {
+                            inner.list(&owner).await.map(|l| l.iter().map(wire::Instance::from).collect::<Vec<_>>())
+                        }
+                    })
+                    .await?;
             let l: Vec<CloudInstance> = l.into_iter().map(Into::into).collect();
             self.seen(&l);
             Ok(l)
@@ -266,9 +271,7 @@ impl CloudProvider for CachingProvider {
                 .cache
                 .get_or_load("prices", move || {
                     let inner = inner.clone();
-                    async move {
-                        inner.prices().await.map(|p| p.iter().map(wire::Price::from).collect::<Vec<_>>())
-                    }
+                    async move { inner.prices().await.map(|p| p.iter().map(wire::Price::from).collect::<Vec<_>>()) }
                 })
                 .await?;
             Ok(p.into_iter().map(Into::into).collect())

@@ -138,7 +138,12 @@ impl Redis {
         self.child = Some(child);
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "redis on {} never listened: {}", self.port, self.log());
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "redis on {} never listened: {}",
+                self.port,
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -169,7 +174,11 @@ impl Redis {
     }
 
     fn settings(&self) -> RedisSettings {
-        RedisSettings { backoff_min: Duration::from_millis(100), backoff_max: Duration::from_millis(400), ..RedisSettings::single("127.0.0.1", self.port) }
+        RedisSettings {
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(400),
+            ..RedisSettings::single("127.0.0.1", self.port)
+        }
     }
 
     async fn conn(&self) -> redis::aio::MultiplexedConnection {
@@ -237,14 +246,14 @@ impl World {
     }
 
     fn set_price(&self, p: f64) {
-        self.cloud.set_price("aws-us-east-1", "aws-us-east-1a", "m5.large", Market::OnDemand, p);
+        self.cloud.set_price("aws-us-east-1", "us-east-1a", "m5.large", Market::OnDemand, p);
     }
 
     async fn price(&self) -> f64 {
         let prices = self.provider.prices().await.expect("prices never fail");
         prices
             .iter()
-            .find(|q| q.region == "aws-us-east-1" && q.instance_type == "m5.large" && q.market == Market::OnDemand)
+            .find(|q| q.zone == "us-east-1a" && q.instance_type == "m5.large" && q.market == Market::OnDemand)
             .expect("the seed sells m5.large on demand in aws-us-east-1")
             .price_per_h
     }
@@ -310,7 +319,10 @@ async fn lazy_and_eager_refresh() {
     let redis = Redis::start(&[]);
     // Eager: TTL 2 s, refresh from 25 % (0.5 s).
     let eager = World::new(ProviderCache::with_redis(
-        settings("eager", json!({"ttlPolicies": [{"pattern": "prices", "ttl": "2s", "refresh": "eager", "refreshAt": 0.25}]})),
+        settings(
+            "eager",
+            json!({"ttlPolicies": [{"pattern": "prices", "ttl": "2s", "refresh": "eager", "refreshAt": 0.25}]}),
+        ),
         Some(redis.settings()),
     ));
     eager.set_price(1.0);
@@ -399,7 +411,8 @@ async fn write_strategies() {
 
     // write-behind: the cache now, the backend at the end of the flush window, in order; a
     // full batch flushes at once.
-    let (c, backend) = cache("wb", json!({"strategy": "write-behind", "writeBehind": {"flushDelay": "1s", "maxBatch": 3}}));
+    let (c, backend) =
+        cache("wb", json!({"strategy": "write-behind", "writeBehind": {"flushDelay": "1s", "maxBatch": 3}}));
     assert!(c.connect().await);
     c.write("vm:1", &1u64, backend.write("vm:1", 1)).await.expect("write");
     c.write("vm:2", &2u64, backend.write("vm:2", 2)).await.expect("write");
@@ -457,7 +470,7 @@ async fn provider_writes_update_or_invalidate() {
             owner_uid: "uid-1".into(),
             slot: 0,
             region: "aws-us-east-1".into(),
-            zone: "aws-us-east-1a".into(),
+            zone: "us-east-1a".into(),
             instance_type: "m5.large".into(),
             market: Market::OnDemand,
             tags: BTreeMap::new(),
@@ -478,7 +491,13 @@ async fn provider_writes_update_or_invalidate() {
         w.cloud.fail_region("aws-us-east-1");
         assert!(w.provider.estimate_cost("nowhere", "m5.large", Market::OnDemand).await.is_err());
         assert!(w.provider.estimate_cost("nowhere", "m5.large", Market::OnDemand).await.is_err());
-        assert_eq!(w.metrics.provider_calls.get_or_create(&ProviderLabels { op: "estimate-cost".into(), result: "api".into() }).get(), 2);
+        assert_eq!(
+            w.metrics
+                .provider_calls
+                .get_or_create(&ProviderLabels { op: "estimate-cost".into(), result: "api".into() })
+                .get(),
+            2
+        );
     }
 }
 
@@ -523,8 +542,11 @@ async fn warming_on_start_and_schedule() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eviction_under_memory_pressure() {
     let redis = Redis::start(&["--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru"]);
-    let mut s = settings("evict", json!({"ttlPolicies": {"vm": "10m"}, "evictionPolicy": "lru",
-        "memoryThresholds": {"warning": 50.0, "critical": 70.0, "eviction": 80.0}}));
+    let mut s = settings(
+        "evict",
+        json!({"ttlPolicies": {"vm": "10m"}, "evictionPolicy": "lru",
+        "memoryThresholds": {"warning": 50.0, "critical": 70.0, "eviction": 80.0}}),
+    );
     s.l1_max_bytes = 256 << 10;
     let c = ProviderCache::with_redis(s, Some(redis.settings()));
     assert!(c.connect().await);
@@ -646,8 +668,7 @@ async fn sentinel_failover_moves_the_cache_to_the_new_master() {
 
     master.kill();
     let promoted = async || {
-        let addr: Option<Vec<String>> =
-            sentinel.cmd(&["SENTINEL", "get-master-addr-by-name", "mymaster"]).await;
+        let addr: Option<Vec<String>> = sentinel.cmd(&["SENTINEL", "get-master-addr-by-name", "mymaster"]).await;
         addr.is_some_and(|a| a.get(1) == Some(&replica.port.to_string()))
     };
     let started = Instant::now();
@@ -677,16 +698,82 @@ fn openssl(dir: &Path, args: &[&str]) {
 async fn tls_and_acl_auth_from_secrets() {
     let certs = tempfile::tempdir().expect("tempdir");
     let d = certs.path();
-    openssl(d, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=test-ca"]);
-    openssl(d, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
     std::fs::write(d.join("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("ext");
-    openssl(d, &["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext"]);
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ],
+    );
     let tls_port = free_port();
     let p = |f: &str| d.join(f).display().to_string();
     let redis = Redis::start(&[
-        "--tls-port", &tls_port.to_string(), "--tls-cert-file", &p("server.crt"), "--tls-key-file", &p("server.key"),
-        "--tls-ca-cert-file", &p("ca.crt"), "--tls-auth-clients", "no",
-        "--user", "default off", "--user", "novacron on >s3cret-pass ~novacron:* +@all",
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        &p("server.crt"),
+        "--tls-key-file",
+        &p("server.key"),
+        "--tls-ca-cert-file",
+        &p("ca.crt"),
+        "--tls-auth-clients",
+        "no",
+        "--user",
+        "default",
+        "off",
+        "--user",
+        "novacron",
+        "on",
+        ">s3cret-pass",
+        "~novacron:*",
+        "+@all",
     ]);
     let spec: CacheIntegrationSpec = serde_json::from_value(json!({
         "redisConfig": {"endpoint": format!("rediss://127.0.0.1:{tls_port}/0"), "credentialsSecret": "redis-auth",
@@ -732,8 +819,13 @@ fn spec_translation_names_bad_fields() {
     let problems = operator::cache::from_spec("default", &spec).expect_err("invalid");
     let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
     let all = text.join("\n");
-    for needle in ["spec: unknown variant `write-around`", "spec.redisConfig.sentinelHosts[0]", "spec.redisConfig.timeout",
-        "spec.redisConfig.database", "spec.redisConfig.endpoint"] {
+    for needle in [
+        "spec: unknown variant `write-around`",
+        "spec.redisConfig.sentinelHosts[0]",
+        "spec.redisConfig.timeout",
+        "spec.redisConfig.database",
+        "spec.redisConfig.endpoint",
+    ] {
         assert!(all.contains(needle), "{needle} in\n{all}");
     }
     let spec: CacheIntegrationSpec = serde_json::from_value(json!({
@@ -750,7 +842,9 @@ fn spec_translation_names_bad_fields() {
     .expect("spec");
     let s = operator::cache::from_spec("ns", &spec).expect("valid");
     assert_eq!(s.cluster, "ns");
-    assert!(matches!(&s.redis.as_ref().expect("redis").topology, Topology::Single { host, port: 6379 } if host == "redis"));
+    assert!(
+        matches!(&s.redis.as_ref().expect("redis").topology, Topology::Single { host, port: 6379 } if host == "redis")
+    );
     let err = ProviderCache::new(s, &Secrets::default()).expect_err("no Secret");
     assert!(err.to_string().contains("Secret \"redis-password\" was not found"), "{err}");
 }
