@@ -428,7 +428,8 @@ impl AzureProvider {
 
     fn request_body(&self, request: &CreateRequest, name: &str) -> Value {
         let c = &self.config;
-        let mut tags: BTreeMap<String, String> = request.tags.clone();
+        let mut tags: BTreeMap<String, String> =
+            request.tags.iter().map(|(k, v)| (tag_name(k), tag_value(v))).collect();
         tags.insert(TAG_OWNER.into(), request.owner_uid.clone());
         tags.insert(TAG_SLOT.into(), request.slot.to_string());
         tags.insert(TAG_TOKEN.into(), request.client_token.clone());
@@ -615,6 +616,17 @@ pub fn map_arm_error(what: &str, status: Option<StatusCode>, body: &Value) -> Pr
     } else {
         ProviderError::Api(text)
     }
+}
+
+/// An ARM tag name: `<`, `>`, `%`, `&`, `\`, `?` and `/` (which ARM refuses in tag names)
+/// replaced by `_`, cut to 512 characters (`app.kubernetes.io/name` → `app.kubernetes.io_name`).
+pub fn tag_name(key: &str) -> String {
+    key.chars().map(|c| if "<>%&\\?/".contains(c) { '_' } else { c }).take(512).collect()
+}
+
+/// An ARM tag value: cut to 256 characters.
+pub fn tag_value(value: &str) -> String {
+    value.chars().take(256).collect()
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {

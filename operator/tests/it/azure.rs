@@ -319,7 +319,13 @@ async fn handle(
                 }
             };
             let unknown = unknown_fields(&request, &known_vm_fields());
-            let enums = enum_problems(&request);
+            let mut enums = enum_problems(&request);
+            // ARM refuses these characters in tag names (InvalidTagNameCharacters).
+            for k in request["tags"].as_object().into_iter().flatten().map(|(k, _)| k) {
+                if k.contains(['<', '>', '%', '&', '\\', '?', '/']) {
+                    enums.push(format!("tag name {k:?} has a character ARM refuses"));
+                }
+            }
             if !unknown.is_empty() || !enums.is_empty() {
                 s.problems.push(format!("PUT {name}: unknown fields {unknown:?}, bad values {enums:?}"));
                 return arm_error(StatusCode::BAD_REQUEST, "InvalidRequestContent", "Could not find member");
@@ -548,7 +554,10 @@ fn request(token: &str, owner: &str, slot: u32, market: Market) -> CreateRequest
         zone: "1".into(),
         instance_type: "Standard_D2s_v5".into(),
         market,
-        tags: BTreeMap::from([("app".to_owned(), "web".to_owned())]),
+        tags: BTreeMap::from([
+            ("app".to_owned(), "web".to_owned()),
+            ("app.kubernetes.io/name".to_owned(), "shop".to_owned()),
+        ]),
     }
 }
 
@@ -605,6 +614,7 @@ async fn spot_create_polls_the_async_operation_and_a_second_create_is_the_same_v
         assert_eq!(stored["tags"]["novacron-owner"], OWNER);
         assert_eq!(stored["tags"]["novacron-client-token"], token.as_str());
         assert_eq!(stored["tags"]["app"], "web");
+        assert_eq!(stored["tags"]["app.kubernetes.io_name"], "shop", "ARM refuses '/' in tag names");
     }
     // A retry after a timeout: the same PUT of the same resource, not a second VM.
     let again = p.create(request(&token, OWNER, 0, Market::Spot)).await.expect("create again");
