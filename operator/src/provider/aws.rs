@@ -19,7 +19,10 @@
 //! - **get**/**list** are `DescribeInstances` (list filters on the owner tag). EC2 states map to
 //!   [`InstanceState`]; a state reason such as `Server.SpotInstanceTermination` or
 //!   `Server.InsufficientInstanceCapacity` makes a stopped or terminated instance
-//!   [`InstanceState::Lost`] with the matching [`FailureCause`] (see [`instance_state`]).
+//!   [`InstanceState::Lost`] with the matching [`FailureCause`] (see [`instance_state`]). A running
+//!   spot instance whose spot request EC2 has marked for interruption
+//!   (`DescribeSpotInstanceRequests` status `marked-for-termination`, `-stop`, `-hibernation`) is
+//!   [`InstanceState::Interrupting`], due two minutes after the mark.
 //! - **delete** is `TerminateInstances`; `InvalidInstanceID.NotFound` counts as done.
 //! - **prices** are the latest `DescribeSpotPriceHistory` entry per zone and type (Linux/UNIX),
 //!   plus on-demand prices from a table the caller supplies ([`AwsConfig::on_demand_prices`],
@@ -87,6 +90,8 @@ pub const SECRET_SESSION_TOKEN: [&str; 2] = ["AWS_SESSION_TOKEN", "sessionToken"
 
 /// Product description of the spot prices taken (Linux, in a VPC or EC2-Classic's old name).
 const SPOT_PRODUCTS: [&str; 2] = ["Linux/UNIX", "Linux/UNIX (Amazon VPC)"];
+/// How long after EC2 marks a spot instance for interruption it takes it back.
+const SPOT_NOTICE_MS: u64 = 120_000;
 /// Pages read from a paginated call before giving up (a runaway `NextToken`).
 const MAX_PAGES: usize = 100;
 
@@ -459,10 +464,57 @@ impl AwsCloud {
     /// One instance in one region; `None` when EC2 does not know the id there.
     async fn describe_one(&self, code: &str, id: &str) -> ProviderResult<Option<CloudInstance>> {
         match self.describe(code, &[id], Vec::new()).await {
-            Ok(found) => Ok(found.iter().find(|i| i.instance_id() == Some(id)).map(|i| to_cloud_instance(code, i))),
+            Ok(found) => {
+                let found: Vec<Instance> = found.into_iter().filter(|i| i.instance_id() == Some(id)).collect();
+                Ok(self.with_notices(code, &found).await?.into_iter().next())
+            }
             Err(ProviderError::Api(m)) if is_not_found_message(&m) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// `instances` as the trait reports them, running spot instances whose spot request EC2 has
+    /// marked for interruption as [`InstanceState::Interrupting`] (two minutes after the mark).
+    /// `DescribeInstances` does not carry the notice; `DescribeSpotInstanceRequests` does.
+    async fn with_notices(&self, code: &str, instances: &[Instance]) -> ProviderResult<Vec<CloudInstance>> {
+        let mut out: Vec<CloudInstance> = instances.iter().map(|i| to_cloud_instance(code, i)).collect();
+        let requests: Vec<(usize, &str)> = instances
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| out[*k].market == Market::Spot && out[*k].state == InstanceState::Running)
+            .filter_map(|(k, i)| i.spot_instance_request_id().filter(|r| !r.is_empty()).map(|r| (k, r)))
+            .collect();
+        if requests.is_empty() {
+            return Ok(out);
+        }
+        let mut call = self.clients(code).ec2.describe_spot_instance_requests();
+        for (_, r) in &requests {
+            call = call.spot_instance_request_ids(*r);
+        }
+        let answer = match call.send().await {
+            Ok(a) => a,
+            Err(e) => {
+                return match self.error("DescribeSpotInstanceRequests", e, None) {
+                    // Requests are cleaned up some time after they end: no notice to read.
+                    ProviderError::Api(m) if m.contains("InvalidSpotInstanceRequestID") => Ok(out),
+                    e => Err(e),
+                };
+            }
+        };
+        for sir in answer.spot_instance_requests() {
+            let Some(status) = sir.status() else { continue };
+            if !status.code().is_some_and(|c| c.starts_with("marked-for-")) {
+                continue;
+            }
+            let Some(k) = requests.iter().find(|(_, r)| sir.spot_instance_request_id() == Some(*r)).map(|(k, _)| *k)
+            else {
+                continue;
+            };
+            let marked = status.update_time().and_then(|t| t.to_millis().ok()).and_then(|ms| u64::try_from(ms).ok());
+            let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+            out[k].state = InstanceState::Interrupting { at_ms: marked.unwrap_or(now) + SPOT_NOTICE_MS };
+        }
+        Ok(out)
     }
 
     async fn do_get(&self, id: &str) -> ProviderResult<Option<(String, CloudInstance)>> {
@@ -566,8 +618,8 @@ impl AwsCloud {
     async fn do_list(&self, owner_uid: &str) -> ProviderResult<Vec<CloudInstance>> {
         let mut out = Vec::new();
         for code in self.regions.keys() {
-            for i in self.describe(code, &[], vec![tag_filter(TAG_OWNER_UID, owner_uid)]).await? {
-                let inst = to_cloud_instance(code, &i);
+            let found = self.describe(code, &[], vec![tag_filter(TAG_OWNER_UID, owner_uid)]).await?;
+            for inst in self.with_notices(code, &found).await? {
                 self.remember(&inst.id, code);
                 out.push(inst);
             }

@@ -798,3 +798,74 @@ async fn throttled_run_instances_is_retried_with_the_same_client_token() {
     let runs = seen.lock().expect("log").iter().filter(|a| *a == "RunInstances").count();
     assert_eq!(runs, 3);
 }
+
+/// Two running spot instances of owner `fixture`: `…a` (spot request `sir-1`) and `…b` (`sir-2`).
+const TWO_SPOT_INSTANCES: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+  <requestId>8f7724cf-496f-496e-8fe3-example</requestId>
+  <reservationSet><item>
+    <reservationId>r-1234567890abcdef0</reservationId>
+    <ownerId>123456789012</ownerId>
+    <instancesSet>
+      <item>
+        <instanceId>i-000000000000000aa</instanceId>
+        <instanceState><code>16</code><name>running</name></instanceState>
+        <instanceType>m5.large</instanceType>
+        <placement><availabilityZone>us-east-1a</availabilityZone></placement>
+        <instanceLifecycle>spot</instanceLifecycle>
+        <spotInstanceRequestId>sir-1</spotInstanceRequestId>
+        <tagSet><item><key>novacron.io/owner-uid</key><value>fixture</value></item><item><key>novacron.io/slot</key><value>0</value></item></tagSet>
+      </item>
+      <item>
+        <instanceId>i-000000000000000bb</instanceId>
+        <instanceState><code>16</code><name>running</name></instanceState>
+        <instanceType>m5.large</instanceType>
+        <placement><availabilityZone>us-east-1b</availabilityZone></placement>
+        <instanceLifecycle>spot</instanceLifecycle>
+        <spotInstanceRequestId>sir-2</spotInstanceRequestId>
+        <tagSet><item><key>novacron.io/owner-uid</key><value>fixture</value></item><item><key>novacron.io/slot</key><value>1</value></item></tagSet>
+      </item>
+    </instancesSet>
+  </item></reservationSet>
+</DescribeInstancesResponse>"#;
+
+/// `sir-1` marked for termination at 2026-11-30T18:00:00Z, `sir-2` fulfilled.
+const SPOT_REQUESTS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<DescribeSpotInstanceRequestsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+  <requestId>d9f0e8b2-example</requestId>
+  <spotInstanceRequestSet>
+    <item>
+      <spotInstanceRequestId>sir-1</spotInstanceRequestId>
+      <state>active</state>
+      <status><code>marked-for-termination</code><updateTime>2026-11-30T18:00:00.000Z</updateTime><message>Your Spot Instance has been marked for termination because of EC2 capacity.</message></status>
+      <instanceId>i-000000000000000aa</instanceId>
+    </item>
+    <item>
+      <spotInstanceRequestId>sir-2</spotInstanceRequestId>
+      <state>active</state>
+      <status><code>fulfilled</code><updateTime>2026-11-30T17:00:00.000Z</updateTime><message>Your spot request is fulfilled.</message></status>
+      <instanceId>i-000000000000000bb</instanceId>
+    </item>
+  </spotInstanceRequestSet>
+</DescribeSpotInstanceRequestsResponse>"#;
+
+#[tokio::test]
+async fn a_spot_request_marked_for_termination_is_an_interruption_notice() {
+    let (url, seen) = ec2_fixture(|action, _| match action {
+        "DescribeInstances" => (200, TWO_SPOT_INSTANCES.to_owned()),
+        "DescribeSpotInstanceRequests" => (200, SPOT_REQUESTS.to_owned()),
+        _ => (400, ec2_error("InvalidAction", "unexpected")),
+    });
+    let aws = AwsCloud::new(config(&url)).await.expect("valid config");
+    // 2026-11-30T18:00:00Z plus EC2's two minutes.
+    let due = InstanceState::Interrupting { at_ms: 1_796_061_600_000 + 120_000 };
+    let listed: Vec<(String, InstanceState)> =
+        aws.list("fixture").await.expect("list").into_iter().map(|i| (i.id, i.state)).collect();
+    assert_eq!(
+        listed,
+        vec![("i-000000000000000aa".to_owned(), due), ("i-000000000000000bb".to_owned(), InstanceState::Running)]
+    );
+    assert_eq!(aws.get("i-000000000000000aa").await.expect("get").map(|i| i.state), Some(due));
+    let calls = seen.lock().expect("log").clone();
+    assert_eq!(calls.iter().filter(|a| *a == "DescribeSpotInstanceRequests").count(), 2, "{calls:?}");
+}
