@@ -16,6 +16,9 @@
 //!     instance running, released) over a 100-offer catalog; throughput is lifecycles per second.
 //! * `benches/simulator.rs` (criterion): a whole simulation of an inline scenario modelled on
 //!   `scenarios/burst.toml` (about 50 000 events); throughput is simulator events per second.
+//! * `benches/learned.rs` (criterion): the `learned` placement policy's inference, one decision over
+//!   100 candidates for each model kind (tree, forest, linear, logistic, MLP), scoring alone and
+//!   the whole `decide`.
 //! * `src/bin/scale.rs`: not a criterion bench but a plain binary that loads scenario files, runs
 //!   each once and prints wall time, events per second, request counts, availability and peak
 //!   resident memory. It is for scenarios too big to repeat (an on-prem pool of thousands of
