@@ -13,7 +13,9 @@ use operator::controller::{self, Config, Context};
 use operator::http::{HttpState, router};
 use operator::leader::{self, LeaderConfig, LeaderElector};
 use operator::metrics::Metrics;
+use operator::provider::CloudProvider;
 use operator::provider::memory::MemoryCloud;
+use operator::provider::setup;
 
 #[derive(Parser)]
 #[command(name = "operator", about = "NovaCron's Kubernetes operator")]
@@ -40,10 +42,19 @@ struct RunArgs {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
-    /// The cloud: only `memory` (an in-memory cloud with the seed manifest's regions,
-    /// instances booting at once) exists yet.
+    /// The cloud: `memory` (one in-memory cloud with the seed manifest's regions, instances
+    /// booting at once); `multi` (the multi-cloud router over the members of --providers, or over
+    /// one in-memory cloud per seed region without it); `azure` or `gcp` (the router over
+    /// --providers, whose members must all be of that kind). `aws` waits for its provider.
     #[arg(long, default_value = "memory")]
     provider: String,
+    /// The providers file (YAML: members with region, zones, instance types, credentialsSecret,
+    /// see operator/README.md).
+    #[arg(long)]
+    providers: Option<PathBuf>,
+    /// Where the Secrets named by credentialsSecret are mounted, one folder per Secret.
+    #[arg(long, default_value = "/var/run/secrets/novacron")]
+    secrets_dir: PathBuf,
     /// Longest time between two reconciles of an object, such as "30s".
     #[arg(long, default_value = "30s")]
     poll: String,
@@ -109,14 +120,9 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Crdgen { out } => crdgen(out),
         Command::Run(args) => {
-            let RunArgs { listen, provider, poll, decision_log, election } = *args;
-            if provider != "memory" {
-                bail!("unknown provider {provider:?}: only \"memory\" exists yet (AWS, Azure and GCP are later work)");
-            }
+            let RunArgs { listen, provider, providers, secrets_dir, poll, decision_log, election } = *args;
             let poll = engine::SimDuration::parse(&poll).map_err(|e| anyhow::anyhow!("--poll: {e}"))?;
-            let cloud = Arc::new(MemoryCloud::new(MemoryCloud::seed_catalog()));
-            cloud.set_boot_on_list(true);
-            tracing::warn!("using the in-memory cloud: no real VM is created");
+            let cloud = cloud(&provider, providers.as_deref(), &secrets_dir)?;
             let client = kube::Client::try_default().await.context("no usable kubeconfig or in-cluster config")?;
             let mut registry = prometheus_client::registry::Registry::default();
             let metrics = Arc::new(Metrics::default().register(&mut registry));
@@ -152,6 +158,51 @@ async fn main() -> anyhow::Result<()> {
             controller::run_elected(ctx, elector, shutdown_signal()).await.context(crd_hint)?;
             Ok(())
         }
+    }
+}
+
+/// The provider `--provider` and `--providers` ask for.
+fn cloud(
+    provider: &str,
+    providers: Option<&std::path::Path>,
+    secrets_dir: &std::path::Path,
+) -> anyhow::Result<Arc<dyn CloudProvider>> {
+    let file = match providers {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("--providers {}", path.display()))?;
+            Some(setup::ProvidersFile::parse(&text, &path.display().to_string())?)
+        }
+        None => None,
+    };
+    match (provider, file) {
+        ("memory", None) => {
+            let cloud = Arc::new(MemoryCloud::new(MemoryCloud::seed_catalog()));
+            cloud.set_boot_on_list(true);
+            tracing::warn!("using the in-memory cloud: no real VM is created");
+            Ok(cloud)
+        }
+        ("memory", Some(_)) => bail!("--providers needs --provider multi (or azure, gcp)"),
+        ("multi", None) => {
+            tracing::warn!("using one in-memory cloud per seed region behind the router: no real VM is created");
+            Ok(Arc::new(setup::seed_multi()))
+        }
+        ("multi" | "azure" | "gcp", Some(file)) => {
+            if let Some(m) = file.providers.iter().find(|m| provider != "multi" && m.kind != provider) {
+                bail!(
+                    "--provider {provider}: member {:?} is of kind {:?}; use --provider multi to mix kinds",
+                    m.name,
+                    m.kind
+                );
+            }
+            let multi = setup::build(&file, secrets_dir)?;
+            for m in multi.members() {
+                tracing::info!("provider {} ({})", m.name, m.provider);
+            }
+            Ok(Arc::new(multi))
+        }
+        ("azure" | "gcp", None) => bail!("--provider {provider} needs --providers FILE (its regions and credentials)"),
+        ("aws", _) => bail!("--provider aws: the AWS provider is not in this build yet"),
+        (other, _) => bail!("unknown provider {other:?}: use memory, multi, azure, gcp or aws"),
     }
 }
 

@@ -32,6 +32,9 @@ struct State {
     delete_calls: u64,
     prices: BTreeMap<(String, String, String, bool), f64>,
     metrics: BTreeMap<String, InstanceMetrics>,
+    boot_on_get: bool,
+    boot_failures: u32,
+    id_prefix: String,
 }
 
 /// The in-memory cloud. Cheap to share behind an `Arc`.
@@ -97,16 +100,34 @@ impl MemoryCloud {
 
     /// Makes every instance that is still pending run now.
     pub fn boot_all(&self) {
-        for i in self.lock().instances.values_mut() {
-            if i.state == InstanceState::Pending {
-                i.state = InstanceState::Running;
-            }
+        let mut s = self.lock();
+        let State { instances, boot_failures, .. } = &mut *s;
+        for i in instances.values_mut() {
+            boot(i, boot_failures);
         }
     }
 
     /// When on, pending instances run as soon as they are listed (a local run without a script).
     pub fn set_boot_on_list(&self, on: bool) {
         self.lock().boot_on_list = on;
+    }
+
+    /// Instance ids start with `prefix` from now on (`aws-i-00000001`), so that the ids of
+    /// several in-memory clouds behind one router never collide.
+    pub fn set_id_prefix(&self, prefix: &str) {
+        self.lock().id_prefix = prefix.to_owned();
+    }
+
+    /// When on, a pending instance runs when [`CloudProvider::get`] reads it (a caller polling
+    /// an instance until it is healthy, as a migration does).
+    pub fn set_boot_on_get(&self, on: bool) {
+        self.lock().boot_on_get = on;
+    }
+
+    /// The next `n` instances that would boot crash instead (`Lost(Crashed)`), whichever way they
+    /// boot ([`MemoryCloud::boot_all`], boot on list, boot on get).
+    pub fn fail_next_boots(&self, n: u32) {
+        self.lock().boot_failures += n;
     }
 
     /// A region goes down: its instances are lost (`Outage`) and create calls there fail.
@@ -228,7 +249,7 @@ impl MemoryCloud {
             return Err(ProviderError::InsufficientCapacity(format!("{} in {}", r.instance_type, r.zone)));
         }
         s.next_id += 1;
-        let id = format!("i-{:08x}", s.next_id);
+        let id = format!("{}i-{:08x}", s.id_prefix, s.next_id);
         let inst = CloudInstance {
             id: id.clone(),
             client_token: r.client_token.clone(),
@@ -246,6 +267,18 @@ impl MemoryCloud {
     }
 }
 
+/// A pending instance runs, or crashes while failures are scripted.
+fn boot(i: &mut CloudInstance, failures: &mut u32) {
+    if i.state == InstanceState::Pending {
+        if *failures > 0 {
+            *failures -= 1;
+            i.state = InstanceState::Lost(FailureCause::Crashed);
+        } else {
+            i.state = InstanceState::Running;
+        }
+    }
+}
+
 impl CloudProvider for MemoryCloud {
     fn catalog(&self) -> BoxFuture<'_, ProviderResult<CloudCatalog>> {
         let c = self.lock().catalog.clone();
@@ -258,7 +291,15 @@ impl CloudProvider for MemoryCloud {
     }
 
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ProviderResult<Option<CloudInstance>>> {
-        let i = self.lock().instances.get(id).cloned();
+        let mut s = self.lock();
+        let boot_on_get = s.boot_on_get;
+        let State { instances, boot_failures, .. } = &mut *s;
+        let i = instances.get_mut(id).map(|i| {
+            if boot_on_get {
+                boot(i, boot_failures);
+            }
+            i.clone()
+        });
         async move { Ok(i) }.boxed()
     }
 
@@ -279,10 +320,9 @@ impl CloudProvider for MemoryCloud {
     fn list<'a>(&'a self, owner_uid: &'a str) -> BoxFuture<'a, ProviderResult<Vec<CloudInstance>>> {
         let mut s = self.lock();
         if s.boot_on_list {
-            for i in s.instances.values_mut() {
-                if i.state == InstanceState::Pending {
-                    i.state = InstanceState::Running;
-                }
+            let State { instances, boot_failures, .. } = &mut *s;
+            for i in instances.values_mut() {
+                boot(i, boot_failures);
             }
         }
         let v: Vec<CloudInstance> = s.instances.values().filter(|i| i.owner_uid == owner_uid).cloned().collect();

@@ -17,7 +17,11 @@ pub mod azure;
 pub mod gcp;
 pub mod memory;
 pub mod metered;
+pub mod migrate;
+pub mod multi;
+pub mod prices;
 pub mod retry;
+pub mod setup;
 
 pub use crate::cache::provider::CachingProvider;
 
