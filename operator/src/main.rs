@@ -45,7 +45,7 @@ struct RunArgs {
     /// The cloud: `memory` (one in-memory cloud with the seed manifest's regions, instances
     /// booting at once); `multi` (the multi-cloud router over the members of --providers, or over
     /// one in-memory cloud per seed region without it); `azure` or `gcp` (the router over
-    /// --providers, whose members must all be of that kind). `aws` waits for its provider.
+    /// --providers, whose members must all be of that kind); `aws` likewise.
     #[arg(long, default_value = "memory")]
     provider: String,
     /// The providers file (YAML: members with region, zones, instance types, credentialsSecret,
@@ -122,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(args) => {
             let RunArgs { listen, provider, providers, secrets_dir, poll, decision_log, election } = *args;
             let poll = engine::SimDuration::parse(&poll).map_err(|e| anyhow::anyhow!("--poll: {e}"))?;
-            let cloud = cloud(&provider, providers.as_deref(), &secrets_dir)?;
+            let cloud = cloud(&provider, providers.as_deref(), &secrets_dir).await?;
             let client = kube::Client::try_default().await.context("no usable kubeconfig or in-cluster config")?;
             let mut registry = prometheus_client::registry::Registry::default();
             let metrics = Arc::new(Metrics::default().register(&mut registry));
@@ -162,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// The provider `--provider` and `--providers` ask for.
-fn cloud(
+async fn cloud(
     provider: &str,
     providers: Option<&std::path::Path>,
     secrets_dir: &std::path::Path,
@@ -186,7 +186,7 @@ fn cloud(
             tracing::warn!("using one in-memory cloud per seed region behind the router: no real VM is created");
             Ok(Arc::new(setup::seed_multi()))
         }
-        ("multi" | "azure" | "gcp", Some(file)) => {
+        ("multi" | "aws" | "azure" | "gcp", Some(file)) => {
             if let Some(m) = file.providers.iter().find(|m| provider != "multi" && m.kind != provider) {
                 bail!(
                     "--provider {provider}: member {:?} is of kind {:?}; use --provider multi to mix kinds",
@@ -194,15 +194,16 @@ fn cloud(
                     m.kind
                 );
             }
-            let multi = setup::build(&file, secrets_dir)?;
+            let multi = setup::build(&file, secrets_dir).await?;
             for m in multi.members() {
                 tracing::info!("provider {} ({})", m.name, m.provider);
             }
             Ok(Arc::new(multi))
         }
-        ("azure" | "gcp", None) => bail!("--provider {provider} needs --providers FILE (its regions and credentials)"),
-        ("aws", _) => bail!("--provider aws: the AWS provider is not in this build yet"),
-        (other, _) => bail!("unknown provider {other:?}: use memory, multi, azure, gcp or aws"),
+        ("aws" | "azure" | "gcp", None) => {
+            bail!("--provider {provider} needs --providers FILE (its regions and credentials)")
+        }
+        (other, _) => bail!("unknown provider {other:?}: use memory, multi, aws, azure or gcp"),
     }
 }
 

@@ -5,7 +5,7 @@
 //! ```yaml
 //! providers:
 //! - name: azure-eastus            # a name for messages and metrics
-//!   kind: azure                   # memory | azure | gcp (aws once its provider lands)
+//!   kind: azure                   # memory | aws | azure | gcp
 //!   region: azure-eastus          # the catalog's region name (and `aliases`)
 //!   cloudRegion: eastus           # default: the region name without "azure-"
 //!   zones: ["1", "2"]
@@ -32,6 +32,7 @@ use std::sync::Arc;
 use engine::Provider;
 use serde::Deserialize;
 
+use super::aws::{AwsCloud, AwsConfig, AwsCredentials, OnDemandPrices};
 use super::azure::{AzureConfig, AzureCredentials, AzureProvider};
 use super::gcp::{GcpConfig, GcpProvider, ServiceAccountKey};
 use super::memory::MemoryCloud;
@@ -98,6 +99,17 @@ pub struct MemberSpec {
     pub azure: Option<AzureSpec>,
     /// GCP settings.
     pub gcp: Option<GcpSpec>,
+    /// AWS settings.
+    pub aws: Option<AwsSpec>,
+}
+
+/// AWS member settings. The member's `region` is `aws-<code>` (`aws-us-east-1`); its catalog
+/// (zones, shapes) comes from EC2 itself, its on-demand prices from the tables.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AwsSpec {
+    /// AMI to launch.
+    pub image_id: String,
 }
 
 /// An instance type.
@@ -163,7 +175,7 @@ pub fn read_mounted_secret(dir: &Path) -> std::io::Result<BTreeMap<String, Vec<u
 }
 
 /// Builds the router over the file's members. `secrets_dir` is where Secrets are mounted.
-pub fn build(file: &ProvidersFile, secrets_dir: &Path) -> Result<MultiCloud, Error> {
+pub async fn build(file: &ProvidersFile, secrets_dir: &Path) -> Result<MultiCloud, Error> {
     let mut members = Vec::new();
     for m in &file.providers {
         let bad = |message: String| Error::Member { member: m.name.clone(), message };
@@ -171,8 +183,8 @@ pub fn build(file: &ProvidersFile, secrets_dir: &Path) -> Result<MultiCloud, Err
             "memory" => None,
             "azure" => Some(Provider::Azure),
             "gcp" => Some(Provider::Gcp),
-            "aws" => return Err(bad("the AWS provider is not in this build yet; kinds are memory, azure, gcp".into())),
-            k => return Err(bad(format!("kind {k:?} is not one of memory, azure, gcp"))),
+            "aws" => Some(Provider::Aws),
+            k => return Err(bad(format!("kind {k:?} is not one of memory, aws, azure, gcp"))),
         };
         let region_provider = provider.unwrap_or_else(|| provider_of_name(&m.region));
         let region = RegionInfo {
@@ -230,6 +242,32 @@ pub fn build(file: &ProvidersFile, secrets_dir: &Path) -> Result<MultiCloud, Err
                 );
                 config.catalog = catalog;
                 Arc::new(AzureProvider::new(config).map_err(|e| bad(e.to_string()))?)
+            }
+            Some(Provider::Aws) => {
+                let spec = m.aws.as_ref().ok_or_else(|| bad("kind aws needs an `aws:` section (imageId)".into()))?;
+                let credentials = match secret("AWS credentials")? {
+                    Some(d) => Some(
+                        AwsCredentials::from_secret_data(&format!("Secret {:?}", m.credentials_secret), &d)
+                            .map_err(|e| bad(e.to_string()))?,
+                    ),
+                    // The SDK's default chain: AWS_* variables (the Helm chart's envFrom), IRSA, ...
+                    None => None,
+                };
+                let on_demand_prices: OnDemandPrices = catalog
+                    .offers
+                    .iter()
+                    .map(|o| ((cloud_region.clone(), o.instance_type.clone()), o.on_demand_per_h))
+                    .collect();
+                let config = AwsConfig {
+                    regions: vec![cloud_region.clone()],
+                    instance_types: m.instance_types.iter().map(|t| t.name.clone()).collect(),
+                    image_id: spec.image_id.clone(),
+                    credentials,
+                    on_demand_prices,
+                    offer_capacity: m.capacity.unwrap_or(20),
+                    ..AwsConfig::default()
+                };
+                Arc::new(AwsCloud::new(config).await.map_err(|e| bad(e.to_string()))?)
             }
             Some(_) => {
                 let key = match secret("GCP key")? {
@@ -338,7 +376,7 @@ providers:
             std::fs::write(secret.join(k), v).expect("write");
         }
         let file = ProvidersFile::parse(FILE, "providers.yaml").expect("parses");
-        let multi = build(&file, dir.path()).expect("builds");
+        let multi = build(&file, dir.path()).await.expect("builds");
         assert_eq!(multi.members().len(), 2);
         let cost = multi.estimate_cost("azure-eastus", "D2s_v4", engine::Market::Spot).await.expect("priced");
         assert_eq!(cost, 0.0192);
@@ -348,23 +386,23 @@ providers:
         );
 
         std::fs::remove_file(secret.join("AZURE_CLIENT_SECRET")).expect("rm");
-        let e = err(build(&file, dir.path()));
+        let e = err(build(&file, dir.path()).await);
         assert!(e.starts_with("provider azure:") && e.contains("AZURE_CLIENT_SECRET") && !e.contains("hunter2"), "{e}");
-        let e = err(build(&file, &dir.path().join("nowhere")));
+        let e = err(build(&file, &dir.path().join("nowhere")).await);
         assert!(e.contains("Azure credentials Secret \"azure-credentials\" is not mounted at"), "{e}");
     }
 
-    #[test]
-    fn bad_files_are_named() {
+    #[tokio::test]
+    async fn bad_files_are_named() {
         let e = err(ProvidersFile::parse("providers: []", "p.yaml"));
         assert_eq!(e, "p.yaml: providers: at least one is needed");
         let e = err(ProvidersFile::parse("providers:\n- name: x\n  kind: memory\n  regio: r\n", "p.yaml"));
         assert!(e.to_string().contains("unknown field `regio`"), "{e}");
         let f = ProvidersFile::parse(&FILE.replace("kind: memory", "kind: aws"), "p.yaml").expect("parses");
-        let e = err(build(&f, Path::new("/nonexistent")));
-        assert!(e.contains("provider aws: the AWS provider is not in this build yet"), "{e}");
+        let e = err(build(&f, Path::new("/nonexistent")).await);
+        assert!(e.contains("provider aws: kind aws needs an `aws:` section"), "{e}");
         let f = ProvidersFile::parse(&FILE.replace("m5.large", "m5.huge"), "p.yaml").expect("parses");
-        let e = err(build(&f, Path::new("/nonexistent")));
+        let e = err(build(&f, Path::new("/nonexistent")).await);
         assert!(
             e.contains("provider aws: pricing: aws price table has no on-demand price for m5.huge in us-east-1"),
             "{e}"
