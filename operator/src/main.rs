@@ -117,6 +117,9 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_target(false).init();
+    // rustls is linked with two crypto providers (ring through kube, aws-lc-rs through the AWS
+    // SDK) and then refuses to choose one itself: the kube client would panic on its first use.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
         Command::Crdgen { out } => crdgen(out),
         Command::Run(args) => {

@@ -178,7 +178,8 @@ struct Inner {
     probing: AtomicBool,
     /// Breaker openings (outages seen).
     outages: AtomicU64,
-    /// Whether the "unavailable" warning has been logged for the current outage.
+    /// Whether Redis was ever reached (the first failed attempt of a cache that never reached
+    /// it logs a warning; later failed attempts of an outage only debug lines).
     ever_up: AtomicBool,
 }
 

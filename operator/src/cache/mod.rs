@@ -294,6 +294,9 @@ impl ProviderCache {
             s.requests.fetch_add(1, Ordering::Relaxed);
             if let Some(m) = m {
                 m.cache_requests.inc();
+                if let Some(l2) = &self.inner.l2 {
+                    m.cache_l2_up.set(i64::from(l2.is_up()));
+                }
             }
         }
         match decision {
