@@ -29,7 +29,8 @@
 //! times the VM's requested lifetime (cut at the run's end; negative if the stale choice happened
 //! to be cheaper). A *stale health decision* is a provision into a location whose health API
 //! already says it is down while the served health said up; the create call fails, and its
-//! downtime is the time until that VM is next provisioned or running (or the run ends).
+//! downtime is the time until that VM is next provisioned, running, given up or released (or
+//! the run ends); VMs given up in that state are counted.
 //!
 //! **API calls and throttling.** Each provider's read API allows `api_rate_limit` calls per
 //! second (fixed one-second windows). Calls over the limit are counted as throttled (they are not
@@ -105,8 +106,11 @@ pub struct CacheSummary {
     pub stale_price_extra_cost_usd: f64,
     /// Provisions into a location the health API already reported down.
     pub stale_health_decisions: u64,
-    /// VM downtime those caused, s.
+    /// VM downtime those caused, s: until the VM was provisioned again, ran, was given up or
+    /// released.
     pub stale_health_downtime_s: f64,
+    /// VMs given up (rejected) while their last provision had gone to a location known down.
+    pub stale_health_rejections: u64,
     /// Entries evicted (both levels).
     pub evictions: u64,
     /// Most L1 entries at once.
@@ -491,6 +495,14 @@ impl CacheModel {
         if let Some(k) = self.live.remove(&instance) {
             self.write(&k.text, now);
         }
+    }
+
+    /// A VM is no longer wanted (released) or given up (`rejected`).
+    pub fn ended(&mut self, vm: VmId, now: SimTime, rejected: bool) {
+        if rejected && self.stale_pending.contains_key(&vm) {
+            self.sum.stale_health_rejections += 1;
+        }
+        self.close_pending(vm, now);
     }
 
     fn close_pending(&mut self, vm: VmId, now: SimTime) {

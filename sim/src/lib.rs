@@ -18,6 +18,12 @@
 //! as Parquet through polars with a `summary.json` ([`output`]). The same scenario and seed give
 //! byte-identical files.
 //!
+//! ## Caching
+//! With a `[cache]` section, the control plane's reads (prices, health, VM state, metrics) go
+//! through a modeled two-level cache run by the engine's cache policy ([`cache`]): the summary
+//! then reports hit rates, API calls and throttling saved, and the cost of decisions made on
+//! stale data.
+//!
 //! [`replay`] feeds an operator's decision log to fresh engines and checks each decides the same.
 
 pub mod cache;

@@ -195,6 +195,9 @@ impl<'a> Simulation<'a> {
                 self.schedule_next_arrival();
             }
             SimEvent::Release(vm) => {
+                if let Some(c) = &mut self.cache {
+                    c.ended(vm, now, false);
+                }
                 self.rec.released(vm, now);
                 self.feed(now, Event::Released { vm });
             }
@@ -437,7 +440,12 @@ impl<'a> Simulation<'a> {
                     self.cloud.delete(instance);
                 }
                 Action::SetTimer { timer } => self.queue.push(timer.at, SimEvent::Timer(timer.kind)),
-                Action::Reject { vm, reason } => self.rec.rejected(vm, reason, now),
+                Action::Reject { vm, reason } => {
+                    if let Some(c) = &mut self.cache {
+                        c.ended(vm, now, true);
+                    }
+                    self.rec.rejected(vm, reason, now)
+                }
                 Action::FailOver { deployment, from, to, reason } => {
                     self.rec.failover(deployment, from, to, reason, now, &self.s.catalog)
                 }

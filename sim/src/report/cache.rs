@@ -18,9 +18,11 @@ const CALLS: [(&str, &str, Rgb); 4] = [
     ("cache.throttled", "throttled calls", Rgb(214, 39, 40)),
     ("cache.throttled_without_cache", "throttled without cache", Rgb(240, 150, 150)),
 ];
-const STALE: [(&str, &str, Rgb); 2] = [
-    ("cache.stale_price_extra_cost_usd", "extra cost of stale price decisions ($)", Rgb(148, 103, 189)),
-    ("cache.stale_health_downtime_s", "downtime from stale health decisions (min)", Rgb(255, 127, 14)),
+const PRICE: [(&str, &str, Rgb); 1] =
+    [("cache.stale_price_extra_cost_usd", "extra cost of stale price decisions", Rgb(148, 103, 189))];
+const HEALTH: [(&str, &str, Rgb); 2] = [
+    ("cache.stale_health_downtime_s", "VM downtime from stale health decisions (min)", Rgb(255, 127, 14)),
+    ("cache.stale_health_decisions", "provisions into a location known down", Rgb(44, 160, 44)),
 ];
 
 fn numbers(df: &DataFrame, name: &str) -> Option<Vec<Option<f64>>> {
@@ -47,8 +49,12 @@ pub fn ttl_tradeoff(df: &DataFrame) -> (Vec<Figure>, Option<html::Table>) {
         return (Vec::new(), None);
     };
     let Some(ttl_text) = texts(df, &param) else { return (Vec::new(), None) };
-    let columns: Vec<(&str, &str, Rgb, Vec<Option<f64>>)> =
-        CALLS.iter().chain(STALE.iter()).filter_map(|&(c, l, rgb)| numbers(df, c).map(|v| (c, l, rgb, v))).collect();
+    let columns: Vec<(&str, &str, Rgb, Vec<Option<f64>>)> = CALLS
+        .iter()
+        .chain(PRICE.iter())
+        .chain(HEALTH.iter())
+        .filter_map(|&(c, l, rgb)| numbers(df, c).map(|v| (c, l, rgb, v)))
+        .collect();
     if columns.is_empty() {
         return (Vec::new(), None);
     }
@@ -69,17 +75,19 @@ pub fn ttl_tradeoff(df: &DataFrame) -> (Vec<Figure>, Option<html::Table>) {
         return (Vec::new(), None);
     }
     let mean = |ms: u64, name: &str| by_ttl[&ms].get(name).filter(|e| e.1 > 0).map(|e| e.0 / e.1 as f64);
-    let x_max = by_ttl.keys().max().map_or(1.0, |&ms| ms as f64 / 60_000.0).max(1e-3);
+    // TTLs usually grow geometrically (0, 10 s, ..., 30 min): they are drawn evenly spaced, in
+    // order, and the axis label lists them.
+    let ttls: Vec<u64> = by_ttl.keys().copied().collect();
+    let x_of = |ms: u64| ttls.iter().position(|&t| t == ms).unwrap_or(0) as f64;
+    let x_max = (ttls.len().max(2) - 1) as f64;
+    let ttl_names: Vec<String> = ttls.iter().map(|&ms| human(ms)).collect();
     let series_of = |set: &[(&str, &str, Rgb)], scale: &dyn Fn(&str) -> f64| -> Vec<Series> {
         set.iter()
             .filter(|(c, _, _)| columns.iter().any(|(n, ..)| n == c))
             .map(|&(c, l, rgb)| Series {
                 label: Some(l.to_owned()),
                 color: rgb,
-                points: by_ttl
-                    .keys()
-                    .filter_map(|&ms| mean(ms, c).map(|v| (ms as f64 / 60_000.0, v * scale(c))))
-                    .collect(),
+                points: by_ttl.keys().filter_map(|&ms| mean(ms, c).map(|v| (x_of(ms), v * scale(c)))).collect(),
             })
             .collect()
     };
@@ -90,9 +98,9 @@ pub fn ttl_tradeoff(df: &DataFrame) -> (Vec<Figure>, Option<html::Table>) {
         Figure {
             id: id.into(),
             title: title.into(),
-            x_label: format!("TTL ({}) (min)", param.trim_start_matches("param.")),
+            x_label: format!("TTL ({}), evenly spaced: {}", param.trim_start_matches("param."), ttl_names.join(" · ")),
             y_label: y_label.into(),
-            x_range: (0.0, x_max * 1.03),
+            x_range: (-0.1, x_max + 0.1),
             y_range: (if lo < 0.0 { lo - pad } else { 0.0 }, hi + pad),
             content: Content::Lines { series, shades: Vec::new() },
         }
@@ -106,10 +114,16 @@ pub fn ttl_tradeoff(df: &DataFrame) -> (Vec<Figure>, Option<html::Table>) {
             series_of(&CALLS, &|_| 1.0),
         ),
         figure(
-            "cache_ttl_staleness",
-            "Cache TTL: what stale prices and health cost (mean over seeds)",
-            "$ per run / minutes per run",
-            series_of(&STALE, &minutes),
+            "cache_ttl_stale_prices",
+            "Cache TTL: extra cost of placements on stale prices (mean over seeds)",
+            "USD per run",
+            series_of(&PRICE, &|_| 1.0),
+        ),
+        figure(
+            "cache_ttl_stale_health",
+            "Cache TTL: placements into a location already reported down (mean over seeds)",
+            "per run (downtime in minutes)",
+            series_of(&HEALTH, &minutes),
         ),
     ];
     let mut header = vec!["TTL".to_owned()];
@@ -117,11 +131,25 @@ pub fn ttl_tradeoff(df: &DataFrame) -> (Vec<Figure>, Option<html::Table>) {
     let rows = by_ttl
         .keys()
         .map(|&ms| {
-            let mut row = vec![format!("{} s", ms as f64 / 1000.0)];
+            let mut row = vec![human(ms)];
             row.extend(columns.iter().map(|(c, ..)| mean(ms, c).map_or("—".into(), html::number)));
             row
         })
         .collect();
     let table = html::Table { caption: format!("Cache trade-off by {param} (mean over seeds)"), header, rows };
     (figures, Some(table))
+}
+
+/// A TTL as people write it: `0`, `10 s`, `5 min`, `1.5 h`.
+fn human(ms: u64) -> String {
+    let s = ms as f64 / 1000.0;
+    if ms == 0 {
+        "0".into()
+    } else if s < 60.0 {
+        format!("{} s", html::number(s))
+    } else if s < 3600.0 {
+        format!("{} min", html::number(s / 60.0))
+    } else {
+        format!("{} h", html::number(s / 3600.0))
+    }
 }

@@ -133,3 +133,38 @@ fn bad_cache_sections_name_file_line_key_and_what_is_allowed() {
     let e = error_of(&format!("{BASE}[cache]\nttl = \"1m\"\n"));
     assert!(e.contains("unknown field `ttl`") && e.contains("api_rate_limit"), "{e}");
 }
+
+#[test]
+fn a_ttl_sweep_gets_trade_off_figures_with_means_per_ttl() {
+    use polars::prelude::*;
+    use sim::report::figures::Content;
+    let df = df!(
+        "policy" => ["p", "p", "p", "p"],
+        "param.cache.policy.defaultTtl" => ["1m", "0", "1m", "0"],
+        "cache.api_calls" => [10u64, 100, 30, 200],
+        "cache.stale_price_extra_cost_usd" => [1.0f64, 0.0, 2.0, 0.0],
+        "cache.stale_health_downtime_s" => [120.0f64, 0.0, 0.0, 0.0]
+    )
+    .expect("frame");
+    let (figures, table) = sim::report::cache::ttl_tradeoff(&df);
+    let ids: Vec<&str> = figures.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, ["cache_ttl_calls", "cache_ttl_stale_prices", "cache_ttl_stale_health"]);
+    let points = |f: usize, label: &str| match &figures[f].content {
+        Content::Lines { series, .. } => {
+            series.iter().find(|s| s.label.as_deref() == Some(label)).expect("series").points.clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    // TTLs in order, evenly spaced: 0 at x = 0, 1 min at x = 1; means over the two seeds.
+    assert_eq!(points(0, "API calls"), [(0.0, 150.0), (1.0, 20.0)]);
+    assert_eq!(points(1, "extra cost of stale price decisions"), [(0.0, 0.0), (1.0, 1.5)]);
+    // Downtime in minutes: (120 + 0) / 2 s = 1 min.
+    assert_eq!(points(2, "VM downtime from stale health decisions (min)"), [(0.0, 0.0), (1.0, 1.0)]);
+    assert!(figures[0].x_label.contains("0 · 1 min"), "{}", figures[0].x_label);
+    let table = table.expect("table");
+    assert_eq!(table.rows.len(), 2);
+    assert_eq!(table.rows[0][0], "0");
+    // Without a TTL parameter, nothing.
+    let plain = df!("cache.api_calls" => [1u64]).expect("frame");
+    assert!(sim::report::cache::ttl_tradeoff(&plain).0.is_empty());
+}
