@@ -175,7 +175,7 @@ fn config(endpoint: &str) -> AwsConfig {
     }
 }
 
-async fn cloud() -> AwsCloud {
+pub(crate) async fn cloud() -> AwsCloud {
     AwsCloud::new(config(&moto().url)).await.expect("valid config")
 }
 

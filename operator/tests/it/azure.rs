@@ -484,13 +484,13 @@ async fn handle(
     }
 }
 
-struct Fake {
+pub(crate) struct Fake {
     base: String,
     state: Shared,
 }
 
 impl Fake {
-    async fn start() -> Fake {
+    pub(crate) async fn start() -> Fake {
         let state: Shared = Arc::default();
         let app = axum::Router::new().fallback(handle).with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -535,7 +535,7 @@ impl Fake {
         c
     }
 
-    fn provider(&self) -> AzureProvider {
+    pub(crate) fn provider(&self) -> AzureProvider {
         AzureProvider::new(self.config(SECRET)).expect("provider")
     }
 

@@ -563,13 +563,13 @@ fn last(v: &Value) -> String {
     v.as_str().unwrap_or("").rsplit('/').next().unwrap_or("").to_owned()
 }
 
-struct Fake {
+pub(crate) struct Fake {
     base: String,
     state: Shared,
 }
 
 impl Fake {
-    async fn start() -> Fake {
+    pub(crate) async fn start() -> Fake {
         // Load (and if needed download) the discovery document before serving.
         tokio::task::spawn_blocking(discovery).await.expect("discovery document");
         let state: Shared = Arc::default();
@@ -601,7 +601,7 @@ impl Fake {
         .into_bytes()
     }
 
-    fn config(&self) -> GcpConfig {
+    pub(crate) fn config(&self) -> GcpConfig {
         let key = ServiceAccountKey::from_json(&self.key_json()).expect("key");
         let mut c = GcpConfig::new("gcp-us-central1", "us-central1", key);
         c.endpoint = format!("{}/compute/v1/", self.base);
@@ -610,7 +610,7 @@ impl Fake {
         c
     }
 
-    fn provider(&self) -> GcpProvider {
+    pub(crate) fn provider(&self) -> GcpProvider {
         GcpProvider::new(self.config()).expect("provider")
     }
 
