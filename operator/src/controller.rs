@@ -1,15 +1,18 @@
-//! The MultiCloudVM controller: `reconcile` wraps kube's `finalizer()` and dispatches Apply and
-//! Cleanup; `error_policy` counts the error and requeues with exponential backoff and jitter;
-//! status is written with server-side apply.
+//! The MultiCloudVM controller, and the runtime of every controller ([`run`], [`run_elected`]):
+//! `reconcile` wraps kube's `finalizer()` and dispatches Apply and Cleanup; `error_policy` counts
+//! the error and requeues with exponential backoff and jitter; status is written with
+//! server-side apply.
 //!
 //! Apply: translate the spec (and the VMTemplate it names) into the engine's `DeploymentSpec`,
-//! step the object's [`Tracker`] at the clock's `now`, write the status, and requeue when the
-//! engine's next timer is due (at most `poll_interval` later, since clouds are polled). A spec
-//! that cannot be used is reported in the `SpecValid` condition; a deployment already running
-//! keeps its last good spec meanwhile.
+//! step the object's [`Tracker`] at the clock's `now` over its [`ChildFleet`] (the
+//! `VirtualMachine` objects it owns: the engine's provisions become children, its terminations
+//! deletions, and the children's status feeds the engine), write the status, and requeue when
+//! the engine's next timer is due (at most `poll_interval` later). A change of a child triggers a
+//! reconcile of its owner (`owns`). A spec that cannot be used is reported in the `SpecValid`
+//! condition; a deployment already running keeps its last good spec meanwhile.
 //!
-//! Cleanup: delete every live instance tagged with the object's UID, list again, and only when
-//! none is left return, so that the finalizer is removed after the last VM is gone.
+//! Cleanup: delete every child, and only when none is left (each child's own finalizer waits
+//! for its cloud instance to be deleted) return, so the finalizer goes after the last VM.
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -20,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use engine::{EngineConfig, SimTime};
 use futures::StreamExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -30,8 +33,10 @@ use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use crate::catalog::CatalogIndex;
+use crate::children::{ChildFleet, MarketData, Owner};
 use crate::clock::{Clock, rfc3339};
 use crate::crd::multicloudvm::{FINALIZER, MultiCloudVM, MultiCloudVMStatus};
+use crate::crd::virtualmachine::{OWNER_UID_LABEL, VirtualMachine};
 use crate::crd::{Condition, VMTemplate, merge_conditions};
 use crate::metrics::{
     ControllerLabels, DecisionLabels, DeploymentLabels, ErrorLabels, Metrics, PolicyDecisionLabels, VmLabels,
@@ -42,7 +47,8 @@ use crate::tracker::{GROUP, Notice, StepReport, Tracker};
 use crate::translate::{self, Problem};
 use crate::{Error, Result};
 
-const CONTROLLER: &str = "multicloudvm";
+/// The `controller` label of this controller's metrics.
+pub const CONTROLLER: &str = "multicloudvm";
 
 /// Settings of the controller.
 #[derive(Clone, Debug)]
@@ -72,8 +78,11 @@ impl Default for Config {
 pub struct Context {
     /// Kubernetes client.
     pub client: Client,
-    /// The cloud, measured (every call is counted and timed in the metrics).
+    /// The cloud, measured (every call is counted and timed in the metrics). Only the
+    /// VirtualMachine controller creates, observes and deletes instances with it.
     pub cloud: Arc<dyn CloudProvider>,
+    /// Read-only market data (prices, region health, federation health) the engines read.
+    pub market: MarketData,
     /// Where `now` comes from.
     pub clock: Arc<dyn Clock>,
     /// Settings.
@@ -104,6 +113,7 @@ impl Context {
         let reporter = Reporter { controller: config.field_manager.clone(), instance: None };
         let cloud: Arc<dyn CloudProvider> = Arc::new(Metered::new(cloud, metrics.clone()));
         Context {
+            market: MarketData::new(cloud.clone()),
             recorder: Recorder::new(client.clone(), reporter),
             log: config.decision_log.clone().map(crate::decision_log::DecisionLog::new),
             client,
@@ -130,8 +140,24 @@ impl Context {
             .cloned()
     }
 
+    /// Forgets the failures of `uid` (a reconcile succeeded).
+    pub fn reset_failures(&self, uid: &str) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+    }
+
+    /// Counts one more failure of `uid` and returns the back-off before its retry.
+    pub fn next_backoff(&self, uid: &str) -> Duration {
+        let attempt = {
+            let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            let n = f.entry(uid.to_owned()).or_default();
+            *n = n.saturating_add(1);
+            *n
+        };
+        backoff(uid, attempt)
+    }
+
     /// The tracker of an object, created on first use.
-    fn tracker(&self, uid: &str, index: &Arc<CatalogIndex>) -> Result<Arc<tokio::sync::Mutex<Tracker>>> {
+    pub(crate) fn tracker(&self, uid: &str, index: &Arc<CatalogIndex>) -> Result<Arc<tokio::sync::Mutex<Tracker>>> {
         let mut map = self.trackers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(t) = map.get(uid) {
             return Ok(t.clone());
@@ -142,7 +168,7 @@ impl Context {
         Ok(t)
     }
 
-    fn drop_tracker(&self, uid: &str) -> Option<Arc<tokio::sync::Mutex<Tracker>>> {
+    pub(crate) fn drop_tracker(&self, uid: &str) -> Option<Arc<tokio::sync::Mutex<Tracker>>> {
         let mut map = self.trackers.lock().unwrap_or_else(|e| e.into_inner());
         let t = map.remove(uid);
         self.metrics.engines.set(map.len() as i64);
@@ -160,7 +186,7 @@ impl Context {
         self.metrics.engines.set(0);
     }
 
-    fn write_log(&self, uid: &str, object: &str, tracker: &mut Tracker) {
+    pub(crate) fn write_log(&self, uid: &str, object: &str, tracker: &mut Tracker) {
         let records = tracker.take_records();
         let policy = tracker.engine().config().policy.name();
         let strategy = tracker.applied().map_or("none", |s| s.strategy.name());
@@ -176,6 +202,16 @@ impl Context {
                     action: action.clone(),
                 };
                 self.metrics.policy_decisions.get_or_create(&by_policy).inc();
+                let d = DeploymentLabels { deployment: object.to_owned() };
+                match action.as_str() {
+                    "fail-over" => {
+                        self.metrics.failovers.get_or_create(&d).inc();
+                    }
+                    "migrated" => {
+                        self.metrics.migrations.get_or_create(&d).inc();
+                    }
+                    _ => {}
+                }
                 self.metrics.decisions.get_or_create(&DecisionLabels { action }).inc();
             }
         }
@@ -213,7 +249,7 @@ pub async fn reconcile(obj: Arc<MultiCloudVM>, ctx: Arc<Context>) -> Result<Acti
     .map_err(|e| Error::Finalizer(Box::new(e)));
     ctx.metrics.reconcile_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
     if result.is_ok() {
-        ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&uid);
+        ctx.reset_failures(&uid);
     }
     result
 }
@@ -224,14 +260,7 @@ pub fn error_policy(obj: Arc<MultiCloudVM>, error: &Error, ctx: Arc<Context>) ->
     warn!("reconcile of {} failed: {error}", obj.name_any());
     let labels = ErrorLabels { controller: CONTROLLER.into(), error: error.metric_label().into() };
     ctx.metrics.reconcile_errors.get_or_create(&labels).inc();
-    let uid = obj.uid().unwrap_or_default();
-    let attempt = {
-        let mut f = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let n = f.entry(uid.clone()).or_default();
-        *n = n.saturating_add(1);
-        *n
-    };
-    Action::requeue(backoff(&uid, attempt))
+    Action::requeue(ctx.next_backoff(&obj.uid().unwrap_or_default()))
 }
 
 /// The delay before retry `attempt` (1, 2, ...) of the object `uid`.
@@ -283,7 +312,15 @@ async fn apply(obj: Arc<MultiCloudVM>, ctx: &Context) -> Result<Action> {
     let tracker = ctx.tracker(&uid, &index)?;
     let mut t = tracker.lock().await;
     let now = ctx.clock.now();
-    let step = t.step(now, translated.as_ref().ok(), ctx.cloud.as_ref()).await;
+    let owner = Owner {
+        kind: "MultiCloudVM",
+        name: name.clone(),
+        namespace: ns.clone(),
+        uid: uid.clone(),
+        template: obj.spec.vm_template.clone(),
+    };
+    let fleet = ChildFleet::new(ctx.client.clone(), owner, &ctx.market, &index);
+    let step = t.step(now, translated.as_ref().ok(), &fleet).await;
     ctx.write_log(&uid, &key, &mut t);
     let report = step?;
     let notices = t.take_notices();
@@ -348,10 +385,9 @@ fn record_gauges(m: &Metrics, key: &str, s: &MultiCloudVMStatus, max_cost_per_h:
         m.hourly_cost.get_or_create(&d).set(c.hourly_cost);
         m.total_cost.get_or_create(&d).set(c.total_cost);
     }
-    if let Some(mig) = &s.migration {
-        m.failovers.get_or_create(&d).set(i64::from(mig.failovers));
-        m.migrations.get_or_create(&d).set(i64::from(mig.migrations));
-    }
+    // Failovers and migrations are counted as decided (write_log); make the series exist.
+    let _ = m.failovers.get_or_create(&d);
+    let _ = m.migrations.get_or_create(&d);
     let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
     for p in ["aws", "azure", "gcp", "onprem"] {
         for st in ["Provisioning", "Running", "Unadopted"] {
@@ -411,29 +447,45 @@ async fn cleanup(obj: Arc<MultiCloudVM>, ctx: &Context) -> Result<Action> {
     if let Some(t) = ctx.drop_tracker(&uid) {
         ctx.write_log(&uid, &key, &mut *t.lock().await);
     }
-    let live: Vec<_> = ctx.cloud.list(&uid).await?.into_iter().filter(|i| i.is_live()).collect();
-    for i in &live {
-        ctx.cloud.delete(&i.id).await?;
-    }
-    let remaining = ctx.cloud.list(&uid).await?.into_iter().filter(|i| i.is_live()).count();
-    if remaining > 0 {
-        return Err(Error::InstancesRemain(remaining));
-    }
-    info!("{key}: {} cloud instance(s) deleted, releasing the finalizer", live.len());
+    let owner = Owner {
+        kind: "MultiCloudVM",
+        name: obj.name_any(),
+        namespace: obj.namespace().unwrap_or_default(),
+        uid: uid.clone(),
+        template: None,
+    };
+    let deleted = delete_children(ctx, owner).await?;
+    info!("{key}: {deleted} VirtualMachine(s) and their cloud instances deleted, releasing the finalizer");
     ctx.metrics.forget(&key);
     Ok(Action::await_change())
 }
 
-/// Runs the controller until a signal stops it, without leader election (one replica only).
-/// Fails early if the CRD is not installed.
-pub async fn run(ctx: Arc<Context>) -> Result<()> {
-    let api = Api::<MultiCloudVM>::all(ctx.client.clone());
-    api.list(&ListParams::default().limit(1)).await?;
-    ctx.ready.store(true, Ordering::SeqCst);
-    ctx.metrics.leader.set(1);
-    Controller::new(api, watcher::Config::default().any_semantic())
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx.clone())
+/// Deletes every VirtualMachine of `owner`; succeeds only once none is left (each child's
+/// finalizer waits for its cloud instance to be deleted), so the owner's finalizer can go.
+/// Returns how many children there were.
+pub(crate) async fn delete_children(ctx: &Context, owner: Owner) -> Result<usize> {
+    let api: Api<VirtualMachine> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    let selector = format!("{OWNER_UID_LABEL}={}", owner.uid);
+    let children = api.list(&ListParams::default().labels(&selector)).await?.items;
+    for c in children.iter().filter(|c| c.metadata.deletion_timestamp.is_none()) {
+        match api.delete(&c.name_any(), &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let left = api.list(&ListParams::default().labels(&selector)).await?.items.len();
+    if left > 0 {
+        return Err(Error::ChildrenRemain(left));
+    }
+    Ok(children.len())
+}
+
+/// Logs what a controller's stream reports.
+async fn drain<K: Resource, E: std::fmt::Display>(
+    stream: impl futures::Stream<Item = Result<(kube::runtime::reflector::ObjectRef<K>, Action), E>>,
+) {
+    stream
         .for_each(|res| async move {
             match res {
                 Ok((o, _)) => tracing::debug!("reconciled {}", o.name),
@@ -441,16 +493,57 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
             }
         })
         .await;
+}
+
+/// Every controller of the operator, until `stop` turns true (each then finishes its reconciles
+/// in flight): MultiCloudVM (owning VirtualMachines), VirtualMachine, VMCluster (owning
+/// VirtualMachines), FederatedCluster, AISchedulingPolicy and CacheIntegration.
+async fn run_controllers(ctx: Arc<Context>, stop: tokio::sync::watch::Receiver<bool>) {
+    let client = ctx.client.clone();
+    let until = move || {
+        let mut s = stop.clone();
+        async move {
+            let _ = s.wait_for(|s| *s).await;
+        }
+    };
+    let children = || Api::<VirtualMachine>::all(client.clone());
+    let owned = || watcher::Config::default().labels(OWNER_UID_LABEL).any_semantic();
+    let mcvm = Controller::new(Api::<MultiCloudVM>::all(client.clone()), watcher::Config::default().any_semantic())
+        .owns(children(), owned())
+        .graceful_shutdown_on(until())
+        .run(reconcile, error_policy, ctx.clone());
+    let vms = Controller::new(children(), watcher::Config::default().any_semantic()).graceful_shutdown_on(until()).run(
+        crate::vm_controller::reconcile,
+        crate::vm_controller::error_policy,
+        ctx.clone(),
+    );
+    tokio::join!(drain(mcvm), drain(vms));
+}
+
+/// Runs the controllers until a signal stops them, without leader election (one replica only).
+/// Fails early if the CRD is not installed.
+pub async fn run(ctx: Arc<Context>) -> Result<()> {
+    let api = Api::<MultiCloudVM>::all(ctx.client.clone());
+    api.list(&ListParams::default().limit(1)).await?;
+    ctx.ready.store(true, Ordering::SeqCst);
+    ctx.metrics.leader.set(1);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        stop_tx.send_replace(true);
+        std::future::pending::<()>().await;
+    });
+    run_controllers(ctx.clone(), stop).await;
     ctx.ready.store(false, Ordering::SeqCst);
     Ok(())
 }
 
-/// Runs the controller only while this replica holds the leader Lease, until `shutdown`
+/// Runs the controllers only while this replica holds the leader Lease, until `shutdown`
 /// completes. Fails early if the CRD is not installed.
 ///
-/// A standby waits. When `elector` takes the Lease the controller starts (fresh engines, which
+/// A standby waits. When `elector` takes the Lease the controllers start (fresh engines, which
 /// adopt what the previous leader created); when the term ends (a renewal missed its deadline,
-/// or another replica holds the Lease) the controller is dropped at once, cancelling the
+/// or another replica holds the Lease) the controllers are dropped at once, cancelling the
 /// reconciles in flight (cloud calls are idempotent on their client tokens, so a cancelled create
 /// is adopted later), its engines are forgotten and the replica stands by again. On `shutdown`
 /// the leader finishes the reconciles in flight, then releases the Lease.
@@ -484,21 +577,10 @@ pub async fn run_elected(
         ctx.acting.store(true, Ordering::SeqCst);
         ctx.metrics.leader.set(1);
         ctx.metrics.leader_terms.inc();
-        info!("{identity}: leading; the controller starts");
-        let mut trigger = stop.clone();
-        let controller = Controller::new(api.clone(), watcher::Config::default().any_semantic())
-            .graceful_shutdown_on(async move {
-                let _ = trigger.wait_for(|s| *s).await;
-            })
-            .run(reconcile, error_policy, ctx.clone())
-            .for_each(|res| async move {
-                match res {
-                    Ok((o, _)) => tracing::debug!("reconciled {}", o.name),
-                    Err(e) => warn!("controller: {e}"),
-                }
-            });
+        info!("{identity}: leading; the controllers start");
+        let controllers = run_controllers(ctx.clone(), stop.clone());
         let lost = tokio::select! {
-            () = controller => false,
+            () = controllers => false,
             _ = leading.wait_for(|l| !*l) => true,
         };
         ctx.acting.store(false, Ordering::SeqCst);
@@ -507,7 +589,7 @@ pub async fn run_elected(
         if !lost {
             break;
         }
-        warn!("{identity}: no longer leading; the controller stopped, standing by");
+        warn!("{identity}: no longer leading; the controllers stopped, standing by");
     }
     ctx.ready.store(false, Ordering::SeqCst);
     // Dropping the receiver ends the election, which releases the Lease if held.

@@ -6,10 +6,12 @@
 //!
 //! ## Model
 //! [`crd`] holds the custom resources, generated from Rust types (`crdgen` writes
-//! `deploy/crds/`). A `MultiCloudVM` is what the controller acts on; the other kinds
-//! (VirtualMachine, VMTemplate, VMCluster, FederatedCluster, AISchedulingPolicy,
-//! CacheIntegration) have their schemas and, apart from VMTemplate (which sizes a MultiCloudVM's
-//! replicas), no controller yet.
+//! `deploy/crds/`). Controllers are layered as Deployment → ReplicaSet → Pod: a `MultiCloudVM`
+//! ([`controller`]) owns `VirtualMachine` children ([`children`]), one per engine instance, and
+//! the VirtualMachine controller ([`vm_controller`]) is the only code that creates, observes and
+//! deletes cloud instances. VMTemplate sizes a MultiCloudVM's replicas; VMCluster,
+//! FederatedCluster, AISchedulingPolicy and CacheIntegration have their schemas and no
+//! controller yet.
 //!
 //! [`translate`] is the one place where a Kubernetes spec becomes an engine type: a MultiCloudVM
 //! spec becomes the engine's `DeploymentSpec` key for key as the simulator builds it from the
@@ -18,16 +20,17 @@
 //!
 //! ## Driving the engine
 //! Each MultiCloudVM gets a [`tracker::Tracker`]: an engine of its own over the catalog the
-//! [`provider`] sells. A reconcile observes the cloud (instances tagged with the object's UID,
-//! region health, prices), feeds the engine what changed, applies the spec, fires the engine's
-//! timers that are due at the controller's `now` (from a [`clock::Clock`], passed in), carries out
-//! the engine's actions on the provider, and writes the status. The engine has no clock and no
-//! I/O; the controller has no policy.
+//! [`provider`] sells. A reconcile observes its fleet (the VirtualMachine children and their
+//! status; region health and prices), feeds the engine what changed, applies the spec, fires the
+//! engine's timers that are due at the controller's `now` (from a [`clock::Clock`], passed in),
+//! carries out the engine's actions on the fleet (children created and deleted), and writes the
+//! status. The engine has no clock and no I/O; the controllers have no policy.
 //!
 //! ## Safety
-//! A finalizer keeps every MultiCloudVM until all its cloud instances are deleted. Create calls
-//! are idempotent on a client token derived from the object's UID, and an operator that restarts
-//! adopts the instances it finds rather than creating new ones (see [`tracker`]).
+//! A finalizer keeps every VirtualMachine until its cloud instance is deleted, and every
+//! MultiCloudVM until its children are gone. Cloud creates are idempotent on the VirtualMachine's
+//! UID as client token, and an operator that restarts adopts the children it finds rather than
+//! creating new ones (see [`tracker`]).
 //!
 //! Of several replicas only one acts: [`leader`] elects it on a `coordination.k8s.io/v1` Lease,
 //! and [`controller::run_elected`] runs the controller only during its term, which ends at the
@@ -35,6 +38,7 @@
 
 pub mod cache;
 pub mod catalog;
+pub mod children;
 pub mod clock;
 pub mod controller;
 pub mod crd;
@@ -45,6 +49,7 @@ pub mod metrics;
 pub mod provider;
 pub mod tracker;
 pub mod translate;
+pub mod vm_controller;
 
 /// Errors of the operator.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +70,13 @@ pub enum Error {
     /// Instances were asked to go but the provider still lists them.
     #[error("{0} cloud instance(s) still live after delete; retrying")]
     InstancesRemain(usize),
+    /// VirtualMachine children were asked to go but still exist (their cloud instances are being
+    /// deleted).
+    #[error("{0} VirtualMachine(s) still being deleted; waiting")]
+    ChildrenRemain(usize),
+    /// A VirtualMachine the operator would create exists and belongs to someone else.
+    #[error("VirtualMachine {0} exists and is not this deployment's")]
+    NameTaken(String),
     /// The finalizer helper failed.
     #[error("finalizer: {0}")]
     Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
@@ -79,6 +91,8 @@ impl Error {
             Error::Catalog(_) => "catalog",
             Error::MissingObjectKey(_) => "missing-object-key",
             Error::InstancesRemain(_) => "instances-remain",
+            Error::ChildrenRemain(_) => "children-remain",
+            Error::NameTaken(_) => "name-taken",
             Error::Finalizer(e) => match e.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => {
                     e.metric_label()

@@ -167,9 +167,10 @@ pub struct Metrics {
     /// Spend rate per deployment, $/h.
     pub hourly_cost: Family<DeploymentLabels, Gauge<f64, AtomicU64>>,
     /// Failovers decided per deployment.
-    pub failovers: Family<DeploymentLabels, Gauge>,
-    /// Replica migrations completed per deployment.
-    pub migrations: Family<DeploymentLabels, Gauge>,
+    pub failovers: Family<DeploymentLabels, Counter>,
+    /// Replica migrations completed per deployment (a counter: `rate()` and `increase()` work
+    /// across operator restarts).
+    pub migrations: Family<DeploymentLabels, Counter>,
     /// Spent so far per deployment, $.
     pub total_cost: Family<DeploymentLabels, Gauge<f64, AtomicU64>>,
     /// Regions the provider reports unhealthy, as a deployment's tracker last saw them.
@@ -270,7 +271,7 @@ impl Metrics {
         r.register("deployment_replicas", "Replicas wanted", self.replicas.clone());
         r.register("deployment_serving_replicas", "Replicas serving at a healthy location", self.serving.clone());
         r.register("deployment_hourly_cost_usd", "Spend rate, $/h", self.hourly_cost.clone());
-        r.register("deployment_failovers", "Failovers decided since the operator started", self.failovers.clone());
+        r.register("deployment_failovers", "Failovers decided", self.failovers.clone());
         r.register("deployment_migrations", "Replica migrations completed", self.migrations.clone());
         r.register("deployment_cost_usd", "Spent since the operator started tracking, $", self.total_cost.clone());
         r.register("deployment_unhealthy_regions", "Regions reported unhealthy", self.unhealthy_regions.clone());

@@ -30,11 +30,73 @@ use serde::Serialize;
 use crate::catalog::CatalogIndex;
 use crate::clock::rfc3339;
 use crate::crd::multicloudvm::{CloudDeployment, Failover, Health, MigrationStatus, ProviderCost, TotalCost};
-use crate::provider::{CloudInstance, CloudProvider, CreateRequest, InstanceState, ProviderError};
+use crate::provider::{CloudInstance, CloudProvider, CreateRequest, InstanceState, PriceQuote};
 use crate::{Error, Result};
+use futures::future::BoxFuture;
 
 /// The group id of a tracker's deployment (each tracker has an engine of its own).
 pub const GROUP: GroupId = GroupId(0);
+
+/// One unit of a deployment as a [`Fleet`] reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Child {
+    /// The unit: `id` is what [`Fleet::delete`] takes, `client_token` the tracker's request
+    /// token `<uid>-<slot>-<n>`, `slot`, placement and state as the fleet sees them.
+    pub instance: CloudInstance,
+    /// The `VirtualMachine` object standing for it (none when the fleet is a cloud itself).
+    pub virtual_machine: Option<String>,
+    /// The cloud's instance id, once one exists.
+    pub cloud_id: Option<String>,
+    /// The client token the cloud instance was created with.
+    pub cloud_token: Option<String>,
+}
+
+/// What a tracker acts on: units it can list (by owner UID), create and delete, and the market
+/// it reads (region health and prices).
+///
+/// The operator's fleet is [`crate::children::ChildFleet`]: each unit is a `VirtualMachine`
+/// object owned by the deployment, and only the VirtualMachine controller calls the cloud. Any
+/// [`CloudProvider`] is a fleet too (each unit a cloud instance), which the tracker's own tests
+/// use.
+pub trait Fleet: Send + Sync {
+    /// Names of the regions that are down now.
+    fn unhealthy_regions(&self) -> BoxFuture<'_, Result<Vec<String>>>;
+    /// Current prices.
+    fn prices(&self) -> BoxFuture<'_, Result<Vec<PriceQuote>>>;
+    /// Every unit of this owner, those being deleted included (state `Terminated`).
+    fn list<'a>(&'a self, owner_uid: &'a str) -> BoxFuture<'a, Result<Vec<Child>>>;
+    /// Creates a unit, or returns the one created before for the same request token.
+    fn create(&self, request: CreateRequest) -> BoxFuture<'_, Result<Child>>;
+    /// Deletes a unit; succeeds if it is already gone.
+    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>>;
+}
+
+fn direct(instance: CloudInstance) -> Child {
+    Child {
+        cloud_id: Some(instance.id.clone()),
+        cloud_token: Some(instance.client_token.clone()),
+        virtual_machine: None,
+        instance,
+    }
+}
+
+impl<T: CloudProvider + ?Sized> Fleet for T {
+    fn unhealthy_regions(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(async move { Ok(CloudProvider::unhealthy_regions(self).await?) })
+    }
+    fn prices(&self) -> BoxFuture<'_, Result<Vec<PriceQuote>>> {
+        Box::pin(async move { Ok(CloudProvider::prices(self).await?) })
+    }
+    fn list<'a>(&'a self, owner_uid: &'a str) -> BoxFuture<'a, Result<Vec<Child>>> {
+        Box::pin(async move { Ok(CloudProvider::list(self, owner_uid).await?.into_iter().map(direct).collect()) })
+    }
+    fn create(&self, request: CreateRequest) -> BoxFuture<'_, Result<Child>> {
+        Box::pin(async move { Ok(direct(CloudProvider::create(self, request).await?)) })
+    }
+    fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { Ok(CloudProvider::delete(self, id).await?) })
+    }
+}
 
 /// How long a created instance may stay missing from the provider's listings (eventual
 /// consistency) before it counts as gone.
@@ -101,6 +163,7 @@ pub struct Tracker {
     timer_seq: u64,
     bound: BTreeMap<InstanceId, Bound>,
     adoptable: BTreeMap<String, CloudInstance>,
+    details: BTreeMap<String, Child>,
     pending_deletes: BTreeSet<String>,
     next_token: BTreeMap<u32, u64>,
     unhealthy: BTreeSet<RegionId>,
@@ -145,6 +208,7 @@ impl Tracker {
             timer_seq: 0,
             bound: BTreeMap::new(),
             adoptable: BTreeMap::new(),
+            details: BTreeMap::new(),
             pending_deletes: BTreeSet::new(),
             next_token: BTreeMap::new(),
             unhealthy: BTreeSet::new(),
@@ -206,18 +270,22 @@ impl Tracker {
     /// One reconcile at `now` with `spec` (`None`: keep the spec applied before, if any).
     /// Provider failures while observing abort the step before anything is fed to the engine;
     /// failures of create and delete calls are fed back or retried.
-    pub async fn step(
-        &mut self,
-        now: SimTime,
-        spec: Option<&DeploymentSpec>,
-        cloud: &dyn CloudProvider,
-    ) -> Result<StepReport, ProviderError> {
+    pub async fn step(&mut self, now: SimTime, spec: Option<&DeploymentSpec>, cloud: &dyn Fleet) -> Result<StepReport> {
         // The engine's time never goes back, whatever the clock does.
         let now = now.max(self.last_now);
         self.last_now = now;
         let unhealthy = cloud.unhealthy_regions().await?;
         let quotes = cloud.prices().await?;
-        let listed = cloud.list(&self.uid).await?;
+        let listed: Vec<CloudInstance> = cloud
+            .list(&self.uid)
+            .await?
+            .into_iter()
+            .map(|c| {
+                let i = c.instance.clone();
+                self.details.insert(i.id.clone(), c);
+                i
+            })
+            .collect();
         let mut report = StepReport::default();
         let mut queue = VecDeque::new();
         self.observe_health(now, &unhealthy, &mut queue);
@@ -366,7 +434,7 @@ impl Tracker {
         &mut self,
         now: SimTime,
         queue: &mut VecDeque<Action>,
-        cloud: &dyn CloudProvider,
+        cloud: &dyn Fleet,
         report: &mut StepReport,
     ) {
         while let Some(action) = queue.pop_front() {
@@ -432,7 +500,7 @@ impl Tracker {
         instance: InstanceId,
         vm: VmId,
         placement: Placement,
-        cloud: &dyn CloudProvider,
+        cloud: &dyn Fleet,
         queue: &mut VecDeque<Action>,
         report: &mut StepReport,
     ) {
@@ -473,7 +541,11 @@ impl Tracker {
                     tags: BTreeMap::from([("novacron.io/managed-by".to_owned(), "novacron-operator".to_owned())]),
                 };
                 report.creates += 1;
-                cloud.create(request).await
+                cloud.create(request).await.map(|c| {
+                    let i = c.instance.clone();
+                    self.details.insert(i.id.clone(), c);
+                    i
+                })
             }
         };
         match created {
@@ -513,8 +585,12 @@ impl Tracker {
                 }
             }
             Err(e) => {
-                report.create_errors.push(e.label());
-                self.feed(now, Event::InstanceFailed { instance, cause: e.failure_cause() }, queue);
+                let (label, cause) = match &e {
+                    Error::Provider(p) => (p.label(), p.failure_cause()),
+                    other => (other.metric_label(), FailureCause::ApiError),
+                };
+                report.create_errors.push(label);
+                self.feed(now, Event::InstanceFailed { instance, cause }, queue);
             }
         }
     }
@@ -546,34 +622,38 @@ impl Tracker {
             .values()
             .map(|b| {
                 let i = &b.instance;
+                let d = self.details.get(&i.id);
                 CloudDeployment {
                     slot: b.slot,
                     provider: self.index.catalog.provider_of(b.placement.offer).as_str().to_owned(),
                     region: i.region.clone(),
                     zone: i.zone.clone(),
-                    instance_id: i.id.clone(),
+                    instance_id: d.and_then(|d| d.cloud_id.clone()).unwrap_or_default(),
+                    virtual_machine: d.and_then(|d| d.virtual_machine.clone()),
                     instance_type: i.instance_type.clone(),
                     market: b.placement.market.as_str().to_owned(),
                     state: if b.running { "Running" } else { "Provisioning" }.to_owned(),
                     hourly_cost: self.price_of(b),
-                    client_token: i.client_token.clone(),
+                    client_token: d.and_then(|d| d.cloud_token.clone()).unwrap_or_default(),
                 }
             })
             .collect();
         out.sort_by(|a, b| (a.slot, &a.instance_id).cmp(&(b.slot, &b.instance_id)));
         for i in self.adoptable.values() {
+            let d = self.details.get(&i.id);
             let provider = self.index.regions.get(&i.region).map_or("unknown", |r| self.index.provider(*r).as_str());
             out.push(CloudDeployment {
                 slot: i.slot,
                 provider: provider.to_owned(),
                 region: i.region.clone(),
                 zone: i.zone.clone(),
-                instance_id: i.id.clone(),
+                instance_id: d.and_then(|d| d.cloud_id.clone()).unwrap_or_default(),
+                virtual_machine: d.and_then(|d| d.virtual_machine.clone()),
                 instance_type: i.instance_type.clone(),
                 market: i.market.as_str().to_owned(),
                 state: "Unadopted".to_owned(),
                 hourly_cost: 0.0,
-                client_token: i.client_token.clone(),
+                client_token: d.and_then(|d| d.cloud_token.clone()).unwrap_or_default(),
             });
         }
         out

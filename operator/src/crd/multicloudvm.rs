@@ -391,8 +391,11 @@ pub struct CloudDeployment {
     pub region: String,
     /// Zone name.
     pub zone: String,
-    /// The provider's instance id.
+    /// The provider's instance id (empty until the cloud has answered).
     pub instance_id: String,
+    /// The `VirtualMachine` object that owns the cloud instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_machine: Option<String>,
     /// Instance type.
     pub instance_type: String,
     /// `on-demand` or `spot`.

@@ -1,6 +1,6 @@
-//! `VirtualMachine`: one cloud VM. (Its controller, the only one meant to call a cloud provider
-//! in the layering, is not written yet: the MultiCloudVM controller calls the provider
-//! itself for now.)
+//! `VirtualMachine`: one cloud VM. Its controller ([`crate::vm_controller`]) is the only code
+//! that creates, observes and deletes cloud instances; `MultiCloudVM` and `VMCluster` own their
+//! VirtualMachines (ownerReferences with `controller: true`) as a Deployment owns ReplicaSets.
 
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -8,6 +8,15 @@ use serde::{Deserialize, Serialize};
 
 use super::vmtemplate::VmConfig;
 use super::{Condition, ObjectRef};
+
+/// Finalizer that keeps a VirtualMachine until its cloud instance is deleted.
+pub const FINALIZER: &str = "novacron.io/cloud-instance";
+/// Label with the UID of the owning deployment (MultiCloudVM or VMCluster).
+pub const OWNER_UID_LABEL: &str = "novacron.io/owner-uid";
+/// Label with the replica slot the VM serves.
+pub const SLOT_LABEL: &str = "novacron.io/slot";
+/// Annotation with the owner's request token `<owner-uid>-<slot>-<n>` (never reused).
+pub const REQUEST_ANNOTATION: &str = "novacron.io/request";
 
 /// Desired state of a VirtualMachine.
 // kube-derive's repeated `printcolumn(type_ = ...)` reads to clippy as duplicated attributes.
@@ -62,15 +71,26 @@ pub struct VirtualMachineSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VirtualMachineStatus {
-    /// `Pending`, `Provisioning`, `Running`, `Failed`, `Terminating`.
+    /// `Pending`, `Provisioning`, `Running`, `Interrupting`, `Failed`, `Terminating`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// The provider's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_id: Option<String>,
-    /// The idempotency token it was created with.
+    /// The idempotency token it was created with (the VirtualMachine's UID).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_token: Option<String>,
+    /// Why it failed (`Failed` phase): `insufficient-capacity`, `api-error`, `throttled`,
+    /// `outage`, `interrupted` or `crashed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["insufficient-capacity", "api-error", "throttled", "outage", "interrupted", "crashed"]))]
+    pub failure_cause: Option<String>,
+    /// What the cloud said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When a spot instance will be reclaimed (`Interrupting` phase), ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interruption_at_ms: Option<u64>,
     /// The generation of the spec last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

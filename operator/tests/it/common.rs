@@ -3,20 +3,23 @@
 
 #![allow(dead_code)]
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use engine::SimTime;
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response};
 use kube::client::Body;
 use kube::runtime::controller::Action;
 use kube::{Client, Resource, ResourceExt};
 use operator::clock::ManualClock;
 use operator::controller::{Config, Context, reconcile};
+use operator::crd::VirtualMachine;
 use operator::crd::multicloudvm::{FINALIZER, MultiCloudVM, MultiCloudVMSpec, MultiCloudVMStatus};
 use operator::metrics::Metrics;
 use operator::provider::memory::MemoryCloud;
+use operator::vm_controller;
 use tower_test::mock::Handle;
+
+use crate::apiserver::{Store, serve};
 
 /// 2026-11-30T00:00:00Z: where the manual clocks start.
 pub const T0: SimTime = SimTime(1_795_996_800_000);
@@ -79,16 +82,20 @@ impl Fixture for MultiCloudVM {
     }
 }
 
-/// A test context: a mocked API server, the in-memory cloud with the seed regions, a manual clock.
+/// The API prefix of NovaCron's kinds.
+pub const NOVACRON: &str = "/apis/novacron.io/v1";
+
+/// A test context: the operator's context on a mocked API server (an object store, see
+/// [`crate::apiserver`]), the in-memory cloud with the seed regions, a manual clock.
 pub struct Harness {
     pub ctx: Arc<Context>,
-    pub api: ApiServer,
+    pub store: Arc<Mutex<Store>>,
     pub cloud: Arc<MemoryCloud>,
     pub clock: Arc<ManualClock>,
-    /// Events the operator published (events.k8s.io/v1 JSON).
-    pub events: Vec<serde_json::Value>,
     /// The metrics registry.
     pub registry: prometheus_client::registry::Registry,
+    /// VirtualMachine reconciles run by [`Harness::vm_pass`].
+    pub vm_reconciles: std::sync::atomic::AtomicU64,
 }
 
 impl Harness {
@@ -96,7 +103,15 @@ impl Harness {
         Self::with_config(Config::default())
     }
 
+    /// A context whose API server is the object store.
     pub fn with_config(config: Config) -> Self {
+        let (h, handle) = Self::unserved(config);
+        tokio::spawn(serve(handle, h.store.clone()));
+        h
+    }
+
+    /// A context whose API server the test plays itself (the store is there to answer with).
+    pub fn unserved(config: Config) -> (Self, Handle<Request<Body>, Response<Body>>) {
         let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = Client::new(service, "default");
         let cloud = Arc::new(MemoryCloud::new(MemoryCloud::seed_catalog()));
@@ -104,117 +119,106 @@ impl Harness {
         let mut registry = prometheus_client::registry::Registry::default();
         let metrics = Arc::new(Metrics::default().register(&mut registry));
         let ctx = Arc::new(Context::new(client, cloud.clone(), clock.clone(), config, metrics));
-        Harness { ctx, api: ApiServer(handle), cloud, clock, events: Vec::new(), registry }
+        let store = Arc::new(Mutex::new(Store::default()));
+        (Harness { ctx, store, cloud, clock, registry, vm_reconciles: Default::default() }, handle)
     }
 
-    /// Reconciles a finalized object once, answering its status patch; returns the action and the
-    /// status written (and `obj` gets that status, as the API server would keep it).
-    /// Kubernetes Events published after the status patch are answered and kept in `events`.
-    pub async fn apply(&mut self, obj: &mut MultiCloudVM) -> (Action, MultiCloudVMStatus) {
-        let mut task = tokio::spawn(reconcile(Arc::new(obj.clone()), self.ctx.clone()));
-        let status = self.api.status_patch(obj).await;
-        let action = loop {
-            tokio::select! {
-                done = &mut task => break done.expect("reconcile task").expect("reconcile succeeds"),
-                req = self.api.0.next_request() => {
-                    let (req, send) = req.expect("a request");
-                    assert_eq!(req.method(), Method::POST);
-                    assert_eq!(req.uri().path(), "/apis/events.k8s.io/v1/namespaces/default/events");
-                    let body = req.into_body().collect_bytes().await.expect("body");
-                    self.events.push(serde_json::from_slice(&body).expect("an event"));
-                    send.send_response(Response::new(Body::from(body)));
-                }
+    /// The store.
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts (or replaces) a MultiCloudVM in the API server as the test has it.
+    pub fn keep(&self, obj: &MultiCloudVM) {
+        self.store().put(NOVACRON, "multicloudvms", &serde_json::to_value(obj).expect("json"));
+    }
+
+    /// The MultiCloudVM as the API server holds it.
+    pub fn stored(&self, name: &str) -> Option<MultiCloudVM> {
+        self.store()
+            .get(NOVACRON, "multicloudvms", "default", name)
+            .map(|v| serde_json::from_value(v).expect("a MultiCloudVM"))
+    }
+
+    /// Every VirtualMachine the API server holds, by name.
+    pub fn vms(&self) -> Vec<VirtualMachine> {
+        self.store()
+            .all(NOVACRON, "virtualmachines")
+            .into_iter()
+            .map(|v| serde_json::from_value(v).expect("a VirtualMachine"))
+            .collect()
+    }
+
+    /// The events the operator published (events.k8s.io/v1 JSON, as created).
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.store()
+            .calls
+            .iter()
+            .filter(|c| c.method == "POST" && c.path.ends_with("/events"))
+            .map(|c| c.body.clone())
+            .collect()
+    }
+
+    /// The VirtualMachine controller's turn: every VirtualMachine reconciled once (errors go
+    /// through its error policy and are returned).
+    pub async fn vm_pass(&self) -> Vec<operator::Error> {
+        let mut errors = Vec::new();
+        for vm in self.vms() {
+            let vm = Arc::new(vm);
+            self.vm_reconciles.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if let Err(e) = vm_controller::reconcile(vm.clone(), self.ctx.clone()).await {
+                vm_controller::error_policy(vm, &e, self.ctx.clone());
+                errors.push(e);
             }
-        };
+        }
+        errors
+    }
+
+    /// One turn of the operator for `obj` (put in the API server as given): the VirtualMachine
+    /// controller observes the cloud for the children, the MultiCloudVM controller reconciles
+    /// (its engine decides, children are created or deleted), and the VirtualMachine controller
+    /// acts on the new and deleted children. Returns the MultiCloudVM's action and status (and
+    /// `obj` gets that status, as the API server keeps it).
+    pub async fn apply(&mut self, obj: &mut MultiCloudVM) -> (Action, MultiCloudVMStatus) {
+        self.keep(obj);
+        self.vm_pass().await;
+        let stored = self.stored(&obj.name_any()).expect("stored");
+        let action = reconcile(Arc::new(stored), self.ctx.clone()).await.expect("reconcile succeeds");
+        self.vm_pass().await;
+        let status = self.stored(&obj.name_any()).and_then(|o| o.status).expect("a status written");
         obj.status = Some(status.clone());
         (action, status)
     }
-}
 
-/// The API server's end of the mock.
-pub struct ApiServer(pub Handle<Request<Body>, Response<Body>>);
-
-fn path_of(obj: &MultiCloudVM) -> String {
-    format!("/apis/novacron.io/v1/namespaces/default/multicloudvms/{}", obj.name_any())
-}
-
-impl ApiServer {
-    async fn next(&mut self) -> (Request<Body>, tower_test::mock::SendResponse<Response<Body>>) {
-        tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
-            .await
-            .expect("the operator called the API server in time")
-            .expect("the operator called the API server")
-    }
-
-    /// Expects the JSON patch that adds the finalizer; answers with the finalized object.
-    pub async fn finalizer_added(&mut self, obj: &MultiCloudVM) {
-        let (req, send) = self.next().await;
-        assert_eq!(req.method(), Method::PATCH);
-        assert!(req.uri().path() == path_of(obj), "{}", req.uri());
-        let body = req.into_body().collect_bytes().await.expect("body");
-        let patch: serde_json::Value = serde_json::from_slice(&body).expect("json patch");
-        assert!(patch.to_string().contains(FINALIZER), "{patch}");
-        let answer = obj.clone().finalized();
-        send.send_response(Response::new(Body::from(serde_json::to_vec(&answer).expect("json"))));
-    }
-
-    /// Expects the server-side-apply status patch; answers with the object carrying it.
-    pub async fn status_patch(&mut self, obj: &MultiCloudVM) -> MultiCloudVMStatus {
-        let (req, send) = self.next().await;
-        assert_eq!(req.method(), Method::PATCH);
-        assert_eq!(req.uri().path(), format!("{}/status", path_of(obj)));
-        let query = req.uri().query().unwrap_or_default().to_owned();
-        assert!(query.contains("fieldManager=novacron-operator") && query.contains("force=true"), "{query}");
-        let body = req.into_body().collect_bytes().await.expect("body");
-        let patch: serde_json::Value = serde_json::from_slice(&body).expect("status patch is JSON");
-        assert_eq!(patch["apiVersion"], "novacron.io/v1");
-        assert_eq!(patch["kind"], "MultiCloudVM");
-        let status: MultiCloudVMStatus = serde_json::from_value(patch["status"].clone()).expect("a status");
-        let answer = obj.clone().with_status(status.clone());
-        send.send_response(Response::new(Body::from(serde_json::to_vec(&answer).expect("json"))));
-        status
-    }
-
-    /// Expects the JSON patch that removes the finalizer, runs `check` before answering (the
-    /// state of the world at the moment the finalizer goes).
-    pub async fn finalizer_removed(&mut self, obj: &MultiCloudVM, check: impl FnOnce()) {
-        let (req, send) = self.next().await;
-        assert_eq!(req.method(), Method::PATCH);
-        assert_eq!(req.uri().path(), path_of(obj));
-        let body = req.into_body().collect_bytes().await.expect("body");
-        let patch: serde_json::Value = serde_json::from_slice(&body).expect("json patch");
-        assert_eq!(patch[1]["op"], "remove", "{patch}");
-        assert_eq!(patch[0]["value"], FINALIZER, "{patch}");
-        check();
-        let mut answer = obj.clone();
-        answer.finalizers_mut().clear();
-        send.send_response(Response::new(Body::from(serde_json::to_vec(&answer).expect("json"))));
-    }
-
-    /// Expects a GET of `path`; answers `body`, or 404 when `None`.
-    pub async fn get(&mut self, path: &str, body: Option<serde_json::Value>) {
-        let (req, send) = self.next().await;
-        assert_eq!(req.method(), Method::GET);
-        assert_eq!(req.uri().path(), path);
-        let resp = match body {
-            Some(b) => Response::new(Body::from(serde_json::to_vec(&b).expect("json"))),
-            None => {
-                let status = serde_json::json!({
-                    "kind": "Status", "apiVersion": "v1", "status": "Failure",
-                    "reason": "NotFound", "code": 404, "message": "not found"
-                });
-                let mut r = Response::new(Body::from(serde_json::to_vec(&status).expect("json")));
-                *r.status_mut() = StatusCode::NOT_FOUND;
-                r
+    /// Deletes `obj` as the API server would (a deletionTimestamp, since it has the finalizer),
+    /// then turns the MultiCloudVM and VirtualMachine controllers until it is gone (at most
+    /// `turns` times). Returns the MultiCloudVM reconciles' errors by metric label.
+    pub async fn delete(&mut self, obj: &MultiCloudVM, turns: usize) -> Vec<&'static str> {
+        let name = obj.name_any();
+        let mut o = self.stored(&name).unwrap_or_else(|| obj.clone());
+        o = o.deleting();
+        self.keep(&o);
+        let mut errors = Vec::new();
+        for _ in 0..turns {
+            let Some(current) = self.stored(&name) else { break };
+            let current = Arc::new(current);
+            if let Err(e) = reconcile(current.clone(), self.ctx.clone()).await {
+                operator::controller::error_policy(current, &e, self.ctx.clone());
+                errors.push(e.metric_label());
             }
-        };
-        send.send_response(resp);
+            self.vm_pass().await;
+        }
+        errors
     }
 
-    /// Expects no further call.
-    pub async fn silent(&mut self) {
-        let next = tokio::time::timeout(Duration::from_millis(200), self.0.next_request()).await;
-        assert!(next.is_err(), "unexpected API call");
+    /// Whether the MultiCloudVM is gone from the API server.
+    pub fn gone(&self, name: &str) -> bool {
+        self.stored(name).is_none()
+    }
+
+    /// Calls made to the API server so far (`METHOD path`, watches left out).
+    pub fn calls(&self) -> Vec<String> {
+        self.store().lines()
     }
 }
 

@@ -10,17 +10,23 @@ use operator::crd::multicloudvm::Trigger;
 use operator::crd::{NumOrStr, ObjectRef};
 use operator::provider::ProviderError;
 
+use kube::ResourceExt;
+use operator::crd::multicloudvm::FINALIZER;
+
 use crate::common::{Fixture, Harness, T0, condition, mcvm, seed_spec};
 
 #[tokio::test]
 async fn a_new_object_gets_the_finalizer_before_anything_is_created() {
-    let mut h = Harness::new();
+    let h = Harness::new();
     let obj = mcvm("web", seed_spec());
-    let task = tokio::spawn(reconcile(Arc::new(obj.clone()), h.ctx.clone()));
-    h.api.finalizer_added(&obj).await;
-    assert_eq!(task.await.expect("task").expect("reconcile"), Action::await_change());
+    h.keep(&obj);
+    let action = reconcile(Arc::new(obj.clone()), h.ctx.clone()).await.expect("reconcile");
+    assert_eq!(action, Action::await_change());
+    assert_eq!(h.calls(), ["PATCH /apis/novacron.io/v1/namespaces/default/multicloudvms/web"]);
+    let stored = h.stored("web").expect("stored");
+    assert_eq!(stored.metadata.finalizers, Some(vec![FINALIZER.to_owned()]));
+    assert!(h.vms().is_empty());
     assert_eq!(h.cloud.create_calls(), 0);
-    h.api.silent().await;
 }
 
 #[tokio::test]
@@ -33,12 +39,33 @@ async fn reconcile_creates_instances_and_patches_status() {
     let (action, s) = h.apply(&mut obj).await;
     // Two replicas at the primary, aws-us-east (alias of aws-us-east-1), on spot: the default
     // cost-optimized policy weighs spot at $0.038 + 0.02 interruptions/h × $0.5 = $0.048/h
-    // against $0.096 on demand.
+    // against $0.096 on demand. Each becomes a VirtualMachine the MultiCloudVM owns.
+    let vms = h.vms();
+    let names: Vec<String> = vms.iter().map(|v| v.name_any()).collect();
+    assert_eq!(names, ["web-0-0", "web-1-0"]);
+    for (slot, vm) in vms.iter().enumerate() {
+        let owner = &vm.owner_references()[0];
+        assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()), ("MultiCloudVM", "web", "uid-web"));
+        assert_eq!((owner.controller, owner.block_owner_deletion), (Some(true), Some(true)));
+        assert_eq!(vm.labels()["novacron.io/owner-uid"], "uid-web");
+        assert_eq!(vm.labels()["novacron.io/slot"], slot.to_string());
+        assert_eq!(vm.finalizers(), ["novacron.io/cloud-instance"]);
+        assert_eq!(
+            (vm.spec.provider.as_deref(), vm.spec.region.as_deref(), vm.spec.instance_type.as_deref(), vm.spec.spot),
+            (Some("aws"), Some("aws-us-east-1"), Some("m5.large"), Some(true))
+        );
+        // The VirtualMachine controller created its cloud instance with the VM's UID as token.
+        let st = vm.status.as_ref().expect("VM status");
+        assert_eq!(st.phase.as_deref(), Some("Provisioning"));
+        assert_eq!(st.client_token.as_deref(), vm.uid().as_deref());
+    }
     let live = h.cloud.live_instances();
     assert_eq!(live.len(), 2);
     assert!(live.iter().all(|i| i.region == "aws-us-east-1" && i.market == Market::Spot), "{live:?}");
     assert_eq!(s.cloud_deployments.len(), 2);
     assert!(s.cloud_deployments.iter().all(|c| c.state == "Provisioning" && c.provider == "aws"));
+    let children: Vec<Option<&str>> = s.cloud_deployments.iter().map(|c| c.virtual_machine.as_deref()).collect();
+    assert_eq!(children, [Some("web-0-0"), Some("web-1-0")]);
     assert_eq!(s.primary_provider.as_deref(), Some("aws"));
     assert_eq!(s.active_region.as_deref(), Some("aws-us-east-1"));
     // 2 × $0.038/h.
@@ -64,6 +91,10 @@ async fn reconcile_creates_instances_and_patches_status() {
     // SpecValid did not change: its transition time stays.
     assert_eq!(condition(&s, "SpecValid").last_transition_time, "2026-11-30T00:00:00Z");
     assert!(s.cloud_deployments.iter().all(|c| c.state == "Running"));
+    // The children's status carried the cloud's instance ids up.
+    let ids: Vec<String> = live.iter().map(|i| i.id.clone()).collect();
+    let shown: Vec<String> = s.cloud_deployments.iter().map(|c| c.instance_id.clone()).collect();
+    assert_eq!(shown, ids);
     assert_eq!(s.health.as_ref().map(|h| (h.replicas, h.serving)), Some((2, 2)));
     // Both billed 30 s, charged the 60 s minimum: 2 × $0.038 × 60/3600 h.
     let total = s.total_cost.as_ref().expect("cost").total_cost;
@@ -91,6 +122,7 @@ async fn a_bad_spec_gets_a_condition_naming_the_field_and_nothing_is_created() {
     let ready = condition(&s, "Ready");
     assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "InvalidSpec"));
     assert!(s.cloud_deployments.is_empty());
+    assert!(h.vms().is_empty());
     assert_eq!(h.cloud.create_calls(), 0);
     assert_eq!(action, Action::requeue(Duration::from_secs(30)));
 
@@ -109,11 +141,10 @@ async fn a_missing_vm_template_is_reported() {
     let mut h = Harness::new();
     let mut spec = seed_spec();
     spec.vm_template = Some(ObjectRef { name: "small".into(), namespace: None });
-    let obj = mcvm("web", spec).finalized();
-    let task = tokio::spawn(reconcile(Arc::new(obj.clone()), h.ctx.clone()));
-    h.api.get("/apis/novacron.io/v1/namespaces/default/vmtemplates/small", None).await;
-    let s = h.api.status_patch(&obj).await;
-    task.await.expect("task").expect("reconcile");
+    let mut obj = mcvm("web", spec).finalized();
+    let (_, s) = h.apply(&mut obj).await;
+    assert!(h.calls().contains(&"GET /apis/novacron.io/v1/namespaces/default/vmtemplates/small".to_owned()));
+    assert!(h.vms().is_empty());
     assert_eq!(
         condition(&s, "SpecValid").message,
         "spec.vmTemplate: no VMTemplate named \"small\" in namespace \"default\""
@@ -125,16 +156,15 @@ async fn a_vm_template_sizes_the_replicas() {
     let mut h = Harness::new();
     let mut spec = seed_spec();
     spec.vm_template = Some(ObjectRef { name: "big".into(), namespace: None });
-    let obj = mcvm("web", spec).finalized();
+    let mut obj = mcvm("web", spec).finalized();
     let template = serde_json::json!({
         "apiVersion": "novacron.io/v1", "kind": "VMTemplate",
         "metadata": { "name": "big", "namespace": "default" },
         "spec": { "config": { "resources": { "cpu": { "request": "4" }, "memory": { "request": "16Gi" } } } }
     });
-    let task = tokio::spawn(reconcile(Arc::new(obj.clone()), h.ctx.clone()));
-    h.api.get("/apis/novacron.io/v1/namespaces/default/vmtemplates/big", Some(template)).await;
-    let s = h.api.status_patch(&obj).await;
-    task.await.expect("task").expect("reconcile");
+    h.store().put("/apis/novacron.io/v1", "vmtemplates", &template);
+    let (_, s) = h.apply(&mut obj).await;
+    assert!(h.vms().is_empty());
     // No offer of the seed catalog has 4 vCPUs: the spec is valid, nothing can be placed.
     assert_eq!(condition(&s, "SpecValid").status, "True");
     assert!(s.cloud_deployments.is_empty());
@@ -151,15 +181,25 @@ async fn deletion_deletes_every_instance_before_the_finalizer_goes() {
     h.cloud.boot_all();
     assert_eq!(h.cloud.live_instances().len(), 3);
 
-    let deleting = obj.clone().deleting();
-    let task = tokio::spawn(reconcile(Arc::new(deleting.clone()), h.ctx.clone()));
+    // At the moment the MultiCloudVM goes (its finalizer removed), neither a child nor a cloud
+    // instance is left.
     let cloud = h.cloud.clone();
-    h.api
-        .finalizer_removed(&deleting, move || {
+    let checked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = checked.clone();
+    h.store().on_remove.push((
+        "/multicloudvms/web".into(),
+        Box::new(move |store| {
             assert!(cloud.live_instances().is_empty(), "instances left: {:?}", cloud.live_instances());
-        })
-        .await;
-    assert_eq!(task.await.expect("task").expect("cleanup"), Action::await_change());
+            assert!(store.all("/apis/novacron.io/v1", "virtualmachines").is_empty(), "children left");
+            seen.store(true, std::sync::atomic::Ordering::SeqCst);
+        }),
+    ));
+    // First turn: the children are deleted (each keeps its finalizer until the VirtualMachine
+    // controller has deleted its instance), so the owner waits; second turn: none left, it goes.
+    let errors = h.delete(&obj, 3).await;
+    assert_eq!(errors, ["children-remain"]);
+    assert!(h.gone("web"));
+    assert!(checked.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!(h.cloud.delete_calls(), 3);
     assert!(!h.ctx.has_tracker("uid-web"));
 }
@@ -170,18 +210,30 @@ async fn deletion_keeps_the_finalizer_while_the_cloud_refuses() {
     let mut obj = mcvm("web", seed_spec()).finalized();
     h.apply(&mut obj).await;
     h.cloud.fail_next_deletes(1);
-    let deleting = obj.clone().deleting();
-    let err = reconcile(Arc::new(deleting.clone()), h.ctx.clone()).await.expect_err("cleanup fails");
-    assert_eq!(err.metric_label(), "provider");
-    h.api.silent().await;
+    let errors = h.delete(&obj, 1).await;
+    assert_eq!(errors, ["children-remain"]);
+    // The VirtualMachine's cleanup failed: it keeps its finalizer, its owner keeps its own.
     assert_eq!(h.cloud.live_instances().len(), 1);
-    // The error policy backs off; the next attempt succeeds and only then the finalizer goes.
-    let action = error_policy(Arc::new(deleting.clone()), &err, h.ctx.clone());
-    assert_eq!(action, Action::requeue(backoff("uid-web", 1)));
-    let task = tokio::spawn(reconcile(Arc::new(deleting.clone()), h.ctx.clone()));
-    let cloud = h.cloud.clone();
-    h.api.finalizer_removed(&deleting, move || assert!(cloud.live_instances().is_empty())).await;
-    task.await.expect("task").expect("cleanup");
+    let vms = h.vms();
+    assert_eq!(vms.len(), 1);
+    assert!(vms[0].metadata.deletion_timestamp.is_some());
+    assert!(!h.gone("web"));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &h.registry).expect("metrics");
+    assert!(
+        text.contains("novacron_reconcile_errors_total{controller=\"virtualmachine\",error=\"provider\"} 1"),
+        "{text}"
+    );
+    // The error policy backs off; the next attempt succeeds and only then the finalizers go:
+    // the owner still waits once (its turn comes before the VirtualMachine controller's), then
+    // the child has gone and so does the owner.
+    let action = error_policy(Arc::new(obj.clone()), &operator::Error::ChildrenRemain(1), h.ctx.clone());
+    assert_eq!(action, Action::requeue(backoff("uid-web", 2)));
+    let errors = h.delete(&obj, 3).await;
+    assert_eq!(errors, ["children-remain"]);
+    assert!(h.gone("web"));
+    assert!(h.vms().is_empty());
+    assert!(h.cloud.live_instances().is_empty());
 }
 
 #[tokio::test]
@@ -218,8 +270,9 @@ async fn outage_reported_by_the_provider_fails_over_to_the_secondary() {
     assert!(live.iter().all(|i| i.region == "azure-eastus"));
     assert!((s.total_cost.as_ref().expect("cost").hourly_cost - 0.192).abs() < 1e-12);
     // The failover is also a Kubernetes Event on the object.
-    assert_eq!(h.events.len(), 1);
-    let ev = &h.events[0];
+    let events = h.events();
+    assert_eq!(events.len(), 1);
+    let ev = &events[0];
     assert_eq!((ev["type"].as_str(), ev["reason"].as_str()), (Some("Warning"), Some("FailedOver")));
     assert_eq!(ev["note"], "moving from aws-us-east-1 to azure-eastus (unhealthy)");
     assert_eq!(ev["regarding"]["name"], "web");
@@ -227,7 +280,7 @@ async fn outage_reported_by_the_provider_fails_over_to_the_secondary() {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &h.registry).expect("metrics encode");
     for line in [
-        "novacron_deployment_failovers{deployment=\"default/web\"} 1",
+        "novacron_deployment_failovers_total{deployment=\"default/web\"} 1",
         "novacron_deployment_unhealthy_regions{deployment=\"default/web\"} 1",
         "novacron_events_published_total{action=\"FailedOver\"} 1",
         "novacron_vms{deployment=\"default/web\",provider=\"azure\",state=\"Provisioning\"} 2",
@@ -290,17 +343,29 @@ async fn a_provider_error_is_retried_with_the_engines_backoff() {
     let mut h = Harness::new();
     let mut obj = mcvm("web", seed_spec()).finalized();
     h.cloud.fail_next_creates([ProviderError::Api("500".into()), ProviderError::Throttled("slow down".into())]);
+    h.apply(&mut obj).await;
+    // The VirtualMachine controller's create failed with an API error: the child says so.
+    let vm = &h.vms()[0];
+    let st = vm.status.as_ref().expect("status");
+    assert_eq!((st.phase.as_deref(), st.failure_cause.as_deref()), (Some("Failed"), Some("api-error")));
+    assert_eq!(st.message.as_deref(), Some("API error: 500"));
+    // The child's change reconciles its owner at once: the engine hears of the failure and
+    // retries after its 10 s back-off; the failed child is deleted.
     let (action, s) = h.apply(&mut obj).await;
-    // The create failed with an API error: the engine retries after its 10 s back-off.
     assert!(s.cloud_deployments.is_empty());
+    assert!(h.vms().is_empty());
     assert_eq!(action, Action::requeue(Duration::from_secs(10)));
     h.clock.advance(SimDuration::from_secs(10));
+    h.apply(&mut obj).await;
+    assert_eq!(h.vms()[0].status.as_ref().and_then(|s| s.failure_cause.clone()).as_deref(), Some("throttled"));
     let (action, _) = h.apply(&mut obj).await;
     // Throttled on the second attempt: the back-off doubles to 20 s.
     assert_eq!(action, Action::requeue(Duration::from_secs(20)));
     h.clock.advance(SimDuration::from_secs(20));
     let (_, s) = h.apply(&mut obj).await;
     assert_eq!(s.cloud_deployments.len(), 1);
+    // A fresh child for each attempt (never a reused token): web-0-0, web-0-1, web-0-2.
+    assert_eq!(s.cloud_deployments[0].virtual_machine.as_deref(), Some("web-0-2"));
     assert_eq!(h.cloud.create_calls(), 3);
     assert_eq!(h.cloud.live_instances().len(), 1);
 }
@@ -318,13 +383,38 @@ async fn an_operator_restart_mid_create_does_not_create_a_second_vm() {
     h.cloud.boot_all();
     h.clock.advance(SimDuration::from_secs(5));
     let (_, s) = h.apply(&mut obj).await;
-    // The fresh engine asks for the same two placements; the instances tagged with the object's
-    // UID and slot are adopted instead of created.
+    // The fresh engine asks for the same two placements; the VirtualMachines labelled with the
+    // object's UID and slot are adopted instead of created.
     assert_eq!(h.cloud.create_calls(), 2);
     assert_eq!(h.cloud.live_instances().len(), 2);
+    assert_eq!(h.vms().len(), 2);
     assert_eq!(condition(&s, "Ready").status, "True");
+    let children: Vec<Option<&str>> = s.cloud_deployments.iter().map(|c| c.virtual_machine.as_deref()).collect();
+    assert_eq!(children, [Some("web-0-0"), Some("web-1-0")]);
+    // The cloud instances carry the VMs' UIDs as client tokens.
     let tokens: Vec<&str> = s.cloud_deployments.iter().map(|c| c.client_token.as_str()).collect();
     assert_eq!(tokens, ["uid-web-0-0", "uid-web-1-0"]);
+}
+
+#[tokio::test]
+async fn a_virtual_machine_whose_status_write_was_lost_does_not_create_a_second_instance() {
+    let mut h = Harness::new();
+    let mut obj = mcvm("web", seed_spec()).finalized();
+    // The VirtualMachine controller creates the instance, then its status write fails (an
+    // operator that dies between the two does the same).
+    h.store().failures.push_back(("PATCH".into(), "/virtualmachines/web-0-0/status".into(), 500));
+    h.apply(&mut obj).await;
+    assert_eq!(h.cloud.create_calls(), 1);
+    assert!(h.vms()[0].status.is_none());
+    // The next reconcile finds the instance by the VM's UID tag: no second create.
+    assert!(h.vm_pass().await.is_empty());
+    assert_eq!(h.cloud.create_calls(), 1);
+    assert_eq!(h.cloud.live_instances().len(), 1);
+    let st = h.vms()[0].status.clone().expect("status");
+    assert_eq!(st.instance_id.as_deref(), Some(h.cloud.live_instances()[0].id.as_str()));
+    // And a create repeated with the same token is answered with the same instance.
+    h.vm_pass().await;
+    assert_eq!(h.cloud.live_instances().len(), 1);
 }
 
 #[test]
@@ -365,52 +455,41 @@ async fn every_engine_event_goes_to_the_decision_log() {
     assert_eq!(lines[2]["actions"][0]["action"], "provision");
 }
 
-/// The real `run`: the CRD check, the watcher's list and watch, and a reconcile through
-/// kube-runtime's Controller, against the mocked API server.
+/// The real `run`: the CRD check, the watchers' lists and watches, and reconciles through
+/// kube-runtime's Controllers, against the API server: the MultiCloudVM controller makes a
+/// child, the VirtualMachine controller (which hears of it by its watch) creates the cloud
+/// instance and writes the child's status, and that change (the `owns` watch) reconciles the
+/// owner, whose status then shows the instance.
 #[tokio::test]
-async fn run_watches_and_reconciles_through_the_controller() {
-    let mut h = Harness::new();
+async fn run_watches_and_reconciles_through_the_controllers() {
+    let h = Harness::new();
     let obj = mcvm("web", seed_spec()).finalized();
-    let ctx = h.ctx.clone();
-    let runner = tokio::spawn(operator::controller::run(ctx));
-    let list = serde_json::json!({
-        "apiVersion": "novacron.io/v1", "kind": "MultiCloudVMList",
-        "metadata": { "resourceVersion": "7" }, "items": [obj]
-    });
-    let mut watches = Vec::new();
-    let mut status = None;
-    for _ in 0..10 {
-        let (req, send) = tokio::time::timeout(Duration::from_secs(5), h.api.0.next_request())
-            .await
-            .expect("a request in time")
-            .expect("a request");
-        let query = req.uri().query().unwrap_or_default().to_owned();
-        match (req.method().as_str(), req.uri().path()) {
-            ("GET", "/apis/novacron.io/v1/multicloudvms") if query.contains("watch=true") => watches.push(send),
-            ("GET", "/apis/novacron.io/v1/multicloudvms") => {
-                send.send_response(http::Response::new(kube::client::Body::from(
-                    serde_json::to_vec(&list).expect("json"),
-                )));
+    h.keep(&obj);
+    let runner = tokio::spawn(operator::controller::run(h.ctx.clone()));
+    let shown = async {
+        loop {
+            let id = h
+                .stored("web")
+                .and_then(|o| o.status)
+                .and_then(|s| s.cloud_deployments.first().map(|c| c.instance_id.clone()))
+                .unwrap_or_default();
+            if !id.is_empty() {
+                return id;
             }
-            ("PATCH", "/apis/novacron.io/v1/namespaces/default/multicloudvms/web/status") => {
-                let body = req.into_body().collect_bytes().await.expect("body");
-                let patch: serde_json::Value = serde_json::from_slice(&body).expect("json");
-                let s: operator::crd::MultiCloudVMStatus =
-                    serde_json::from_value(patch["status"].clone()).expect("status");
-                let answer = obj.clone().with_status(s.clone());
-                send.send_response(http::Response::new(kube::client::Body::from(
-                    serde_json::to_vec(&answer).expect("json"),
-                )));
-                status = Some(s);
-                break;
-            }
-            (m, p) => panic!("unexpected {m} {p}?{query}"),
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
+    };
+    let id = tokio::time::timeout(Duration::from_secs(20), shown).await.expect("the owner's status shows the instance");
     assert!(h.ctx.ready.load(std::sync::atomic::Ordering::SeqCst));
-    let s = status.expect("the controller reconciled the listed object");
-    assert_eq!(s.cloud_deployments.len(), 1);
-    assert_eq!(h.cloud.live_instances().len(), 1);
+    let live = h.cloud.live_instances();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].id, id);
+    let vms = h.vms();
+    assert_eq!(vms.len(), 1);
+    assert_eq!(vms[0].status.as_ref().and_then(|s| s.instance_id.clone()), Some(id));
+    let watches: Vec<String> = h.store().calls.iter().filter(|c| c.is_watch()).map(|c| c.path.clone()).collect();
+    for path in ["/apis/novacron.io/v1/multicloudvms", "/apis/novacron.io/v1/virtualmachines"] {
+        assert!(watches.iter().any(|w| w == path), "no watch of {path}: {watches:?}");
+    }
     runner.abort();
-    drop(watches);
 }

@@ -5,10 +5,9 @@
 //! own tests (set `NOVACRON_UPDATE_FIXTURES=1` to rewrite it after a deliberate change).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use engine::{Market, SimDuration};
-use operator::controller::{Config, reconcile};
+use operator::controller::Config;
 use serde_json::Value;
 
 use crate::common::{Fixture, Harness, mcvm, seed_spec};
@@ -59,10 +58,8 @@ async fn busy_timeline() -> String {
     h.apply(&mut web).await;
     h.apply(&mut api).await;
     // web is deleted: its engine's last records are written at cleanup.
-    let deleting = web.clone().deleting();
-    let task = tokio::spawn(reconcile(Arc::new(deleting.clone()), h.ctx.clone()));
-    h.api.finalizer_removed(&deleting, || {}).await;
-    task.await.expect("task").expect("cleanup");
+    h.delete(&web, 3).await;
+    assert!(h.gone("web"));
     std::fs::read_to_string(&log).expect("the log")
 }
 

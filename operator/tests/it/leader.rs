@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tower_test::mock::{Handle, SendResponse};
 
+use crate::apiserver::{Reply as StoreReply, Watches, response, split};
 use crate::common::{Fixture, Harness, T0, mcvm, seed_spec};
 
 type Mock = Handle<Request<Body>, Response<Body>>;
@@ -308,14 +309,11 @@ struct Seen {
 /// no more; on shutdown it ends.
 #[tokio::test(start_paused = true)]
 async fn only_the_leader_reconciles_and_a_failed_renewal_stops_the_controller() {
-    let h = Harness::new();
+    let (h, mut api) = Harness::unserved(operator::controller::Config::default());
     let ctx = h.ctx.clone();
-    let mut api = h.api.0;
     let obj = mcvm("web", seed_spec()).finalized();
-    let list = json!({
-        "apiVersion": "novacron.io/v1", "kind": "MultiCloudVMList",
-        "metadata": { "resourceVersion": "7" }, "items": [obj]
-    });
+    h.keep(&obj);
+    let mut held = Watches::default();
     let e = LeaderElector::new(ctx.client.clone(), config("op-a"), h.clock.clone()).expect("elector");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let start = Instant::now();
@@ -325,7 +323,6 @@ async fn only_the_leader_reconciles_and_a_failed_renewal_stops_the_controller() 
     let secs = || start.elapsed().as_secs();
     let held_by_b = lease(Some("op-b"), "3", "2026-11-30T00:00:00.000000Z", 1);
     let mut seen = Seen::default();
-    let mut watches = Vec::new();
     let mut ours: Option<Value> = None;
     let mut lost_at = None;
     // The timeline (seconds): op-b holds the Lease and renews it until 20 s, then releases it;
@@ -334,24 +331,23 @@ async fn only_the_leader_reconciles_and_a_failed_renewal_stops_the_controller() 
         let Ok(Some((req, send))) = tokio::time::timeout(Duration::from_secs(3), api.next_request()).await else {
             continue;
         };
-        let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-        let query = req.uri().query().unwrap_or_default().to_owned();
-        let bytes = req.into_body().collect_bytes().await.expect("body");
+        let (method, path, query, ct, bytes) = split(req).await;
         let t = secs();
         if path.starts_with("/apis/novacron.io/") {
             let crd_check = query.split('&').any(|q| q == "limit=1") && !query.contains("watch=true");
             if !(path == "/apis/novacron.io/v1/multicloudvms" && crd_check && t == 0) {
                 seen.mcvm_requests.push((t, format!("{method} {path}?{query}")));
             }
-            match (method.as_str(), path.as_str()) {
-                ("GET", "/apis/novacron.io/v1/multicloudvms") if query.contains("watch=true") => watches.push(send),
-                ("GET", "/apis/novacron.io/v1/multicloudvms") => answer(send, &list),
-                ("PATCH", "/apis/novacron.io/v1/namespaces/default/multicloudvms/web/status") => {
-                    seen.status_patches += 1;
-                    answer(send, &serde_json::to_value(&obj).expect("json"));
-                }
-                (m, p) => panic!("unexpected {m} {p}?{query}"),
+            if method == "PATCH" && path == "/apis/novacron.io/v1/namespaces/default/multicloudvms/web/status" {
+                seen.status_patches += 1;
             }
+            // The leader's controllers (MultiCloudVM and VirtualMachine) get the object store.
+            let reply = h.store().answer(&method, &path, &query, &ct, &bytes);
+            match reply {
+                StoreReply::Hold => held.hold(path, query, send),
+                StoreReply::Respond(code, v) => send.send_response(response(code, &v)),
+            }
+            held.flush(&h.store());
             continue;
         }
         assert_eq!(path, LEASE, "{method} {path}");
@@ -414,5 +410,5 @@ async fn only_the_leader_reconciles_and_a_failed_renewal_stops_the_controller() 
     .await;
     assert!(done.is_ok(), "run_elected ended");
     runner.await.expect("task").expect("run_elected");
-    drop(watches);
+    drop(held);
 }

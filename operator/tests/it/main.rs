@@ -1,5 +1,6 @@
 //! The operator's integration tests: one binary, a module per topic.
 
+mod apiserver;
 mod aws;
 mod azure;
 mod cache;
