@@ -315,6 +315,12 @@ impl Store {
                 } else {
                     json_patch::merge(&mut obj, &body_json);
                 }
+                // A patch that changes nothing is a no-op, as on the real API server: no new
+                // resourceVersion, no watch event.
+                let before = self.objects.get(&key(name)).cloned().unwrap_or(Value::Null);
+                if obj == before {
+                    return Reply::Respond(200, obj);
+                }
                 self.rv += 1;
                 obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
                 let going = obj["metadata"].get("deletionTimestamp").is_some_and(|d| !d.is_null())

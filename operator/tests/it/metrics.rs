@@ -17,9 +17,16 @@ use tower::ServiceExt;
 use crate::common::{Fixture, Harness, condition, mcvm, seed_spec};
 
 /// Every family, as `# TYPE` names it.
-const FAMILIES: [&str; 27] = [
+const FAMILIES: [&str; 34] = [
     "novacron_adopted_instances",
     "novacron_build_info",
+    "novacron_cache_errors",
+    "novacron_cache_hits",
+    "novacron_cache_l2_up",
+    "novacron_cache_memory_bytes",
+    "novacron_cache_misses",
+    "novacron_cache_request_duration_seconds",
+    "novacron_cache_requests",
     "novacron_decision_log_errors",
     "novacron_decisions",
     "novacron_deployment_cost_usd",
