@@ -670,6 +670,17 @@ impl CloudProvider for AzureProvider {
                 )));
             }
             let name = vm_name(&request.client_token);
+            // The name is the token: a VM of that name is this token's earlier create. ARM's PUT
+            // would silently rewrite it into a different request, so look first.
+            if let Some(vm) = self.get_vm(&name).await?
+                && let Some(existing) = self.describe(&vm).await?
+            {
+                return if existing.answers(&request) {
+                    Ok(existing)
+                } else {
+                    Err(ProviderError::TokenMismatch(request.client_token))
+                };
+            }
             let body = self.request_body(&request, &name);
             let resp = self.call(Method::PUT, &self.vm_url(&name), Some(&body)).await?;
             let (_, headers, vm) = self.read("create VM", resp).await?;

@@ -708,7 +708,13 @@ impl CloudProvider for GcpProvider {
                 .get_instance(&zone, &name)
                 .await?
                 .ok_or_else(|| ProviderError::Api(format!("GCP: instance {zone}/{name} not found after its insert")))?;
-            Ok(self.to_instance(&instance))
+            // The name is the token: an instance made by an earlier insert with this token for a
+            // different request (another owner, slot or market) is a reused token, not ours.
+            let instance = self.to_instance(&instance);
+            if !instance.answers(&request) {
+                return Err(ProviderError::TokenMismatch(request.client_token));
+            }
+            Ok(instance)
         })
     }
 

@@ -211,6 +211,13 @@ pub struct CloudInstance {
 }
 
 impl CloudInstance {
+    /// Whether this instance is what `request` asks for, as far as every cloud records it (owner,
+    /// slot and market are tags or fields on all of them). A create whose token found an
+    /// instance that is not is refused with [`ProviderError::TokenMismatch`].
+    pub fn answers(&self, request: &CreateRequest) -> bool {
+        self.owner_uid == request.owner_uid && self.slot == request.slot && self.market == request.market
+    }
+
     /// Whether the instance still exists or may come back (anything but terminated).
     pub fn is_live(&self) -> bool {
         !matches!(self.state, InstanceState::Terminated)

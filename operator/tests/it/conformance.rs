@@ -30,9 +30,6 @@ pub struct Subject {
     pub no_capacity: Option<Box<dyn Fn() + Send + Sync>>,
     /// Whether `metrics` is implemented (and answers on the peer).
     pub has_metrics: bool,
-    /// Whether a token reused for a different request is refused. `false` marks a known gap of
-    /// the provider against the contract (see the factories), so the other checks still run.
-    pub token_mismatch: bool,
     /// Put in front of every owner UID and client token, so that subjects sharing one server
     /// (moto) never see each other's instances.
     pub prefix: String,
@@ -63,9 +60,6 @@ async fn create_is_idempotent_on_its_token(s: Subject) {
 }
 
 async fn a_token_reused_for_another_request_is_refused(s: Subject) {
-    if !s.token_mismatch {
-        return;
-    }
     s.cloud.create(s.create_req("tok-1", "uid-a", 0)).await.expect("create");
     let e = s.cloud.create(s.create_req("tok-1", "uid-a", 1)).await.expect_err("another slot, same token");
     assert!(matches!(e, ProviderError::TokenMismatch(_)), "{e}");
@@ -172,7 +166,6 @@ fn memory() -> BoxFuture<'static, Subject> {
             request: Box::new(seed_request("aws-us-east-1", "us-east-1a", "m5.large")),
             no_capacity: Some(Box::new(move || hook.set_capacity("aws-us-east-1", 0))),
             has_metrics: true,
-            token_mismatch: true,
             prefix: String::new(),
             _keep: Box::new(()),
         }
@@ -209,7 +202,6 @@ fn multi() -> BoxFuture<'static, Subject> {
             request: Box::new(seed_request("gcp-us-central1", "a", "n2-standard-2")),
             no_capacity: Some(Box::new(move || gcp.set_capacity("gcp-us-central1", 0))),
             has_metrics: true,
-            token_mismatch: true,
             prefix: String::new(),
             _keep: Box::new(()),
         }
@@ -230,7 +222,6 @@ fn aws() -> BoxFuture<'static, Subject> {
             no_capacity: None,
             // moto answers CloudWatch GetMetricData on this endpoint with 404.
             has_metrics: false,
-            token_mismatch: true,
             prefix: unique_prefix(),
             _keep: Box::new(()),
         }
@@ -246,10 +237,6 @@ fn azure() -> BoxFuture<'static, Subject> {
             request: Box::new(seed_request("azure-eastus", "1", "Standard_D2s_v5")),
             no_capacity: None,
             has_metrics: false,
-            // Known gap: the same token with another slot updates (Azure: create-or-update of
-            // the same VM name) or returns (GCP: the same instance name) the first instance
-            // instead of failing with TokenMismatch.
-            token_mismatch: false,
             prefix: String::new(),
             _keep: Box::new(fake),
         }
@@ -280,10 +267,6 @@ fn gcp() -> BoxFuture<'static, Subject> {
             request: Box::new(seed_request("gcp-us-central1", "us-central1-a", "n2-standard-2")),
             no_capacity: None,
             has_metrics: false,
-            // Known gap: the same token with another slot updates (Azure: create-or-update of
-            // the same VM name) or returns (GCP: the same instance name) the first instance
-            // instead of failing with TokenMismatch.
-            token_mismatch: false,
             prefix: String::new(),
             _keep: Box::new(fake),
         }
