@@ -506,13 +506,17 @@ fn fake_api_server() -> (u16, Arc<Mutex<Vec<Call>>>) {
     let (tx, rx) = std::sync::mpsc::channel();
     let seen = calls.clone();
     let leases: Arc<Mutex<BTreeMap<String, Value>>> = Arc::default();
+    // The MultiCloudVMs' VirtualMachine children: created, read, patched and deleted by the
+    // operator, listed by label selector.
+    let vms: Arc<Mutex<BTreeMap<String, Value>>> = Arc::default();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
             tx.send(listener.local_addr().expect("address").port()).expect("send the port");
             let app = axum::Router::new().fallback(move |method: Method, uri: Uri, body: axum::body::Bytes| {
-                let (seen, list, web, leases) = (seen.clone(), list.clone(), web.clone(), leases.clone());
+                let (seen, list, web, leases, vms) =
+                    (seen.clone(), list.clone(), web.clone(), leases.clone(), vms.clone());
                 async move {
                     let call = Call {
                         method: method.to_string(),
@@ -542,7 +546,65 @@ fn fake_api_server() -> (u16, Arc<Mutex<Vec<Call>>>) {
                             _ => (StatusCode::NOT_FOUND, json_type, not_found.to_owned()),
                         };
                     }
-                    match (authorization(&call).2.as_str(), call.path.as_str()) {
+                    let vms_path = "/apis/novacron.io/v1/namespaces/default/virtualmachines";
+                    let verb = authorization(&call).2;
+                    if call.path == "/apis/novacron.io/v1/virtualmachines" || call.path.starts_with(vms_path) {
+                        if verb == "watch" {
+                            tokio::time::sleep(Duration::from_secs(600)).await;
+                            return (StatusCode::OK, json_type, String::new());
+                        }
+                        let mut store = vms.lock().unwrap_or_else(|e| e.into_inner());
+                        let rest = call.path.strip_prefix(vms_path).unwrap_or_default().trim_start_matches('/');
+                        let name = rest.trim_end_matches("/status").to_owned();
+                        let next_version = format!("{}", 100 + seen.lock().unwrap_or_else(|e| e.into_inner()).len());
+                        let sent: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        return match verb.as_str() {
+                            "list" => {
+                                let wanted = label_selector(&call.query);
+                                let items: Vec<&Value> = store
+                                    .values()
+                                    .filter(|vm| wanted.iter().all(|(k, v)| vm["metadata"]["labels"][k].as_str() == Some(v.as_str())))
+                                    .collect();
+                                let list = json!({"apiVersion": "novacron.io/v1", "kind": "VirtualMachineList",
+                                    "metadata": {"resourceVersion": next_version}, "items": items});
+                                (StatusCode::OK, json_type, list.to_string())
+                            }
+                            "create" => {
+                                let mut vm = sent;
+                                let name = vm["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+                                vm["metadata"]["uid"] = json!(format!("vm-uid-{name}"));
+                                vm["metadata"]["namespace"] = json!("default");
+                                vm["metadata"]["resourceVersion"] = json!(next_version);
+                                store.insert(name, vm.clone());
+                                (StatusCode::CREATED, json_type, vm.to_string())
+                            }
+                            "get" => match store.get(&name) {
+                                Some(vm) => (StatusCode::OK, json_type, vm.to_string()),
+                                None => (StatusCode::NOT_FOUND, json_type, not_found.to_owned()),
+                            },
+                            "patch" => match store.get_mut(&name) {
+                                Some(vm) => {
+                                    for key in ["spec", "status"] {
+                                        if !sent[key].is_null() {
+                                            vm[key] = sent[key].clone();
+                                        }
+                                    }
+                                    if let Some(f) = sent["metadata"].get("finalizers") {
+                                        vm["metadata"]["finalizers"] = f.clone();
+                                    }
+                                    vm["metadata"]["resourceVersion"] = json!(next_version);
+                                    (StatusCode::OK, json_type, vm.to_string())
+                                }
+                                None => (StatusCode::NOT_FOUND, json_type, not_found.to_owned()),
+                            },
+                            "delete" => match store.remove(&name) {
+                                Some(vm) => (StatusCode::OK, json_type, vm.to_string()),
+                                None => (StatusCode::NOT_FOUND, json_type, not_found.to_owned()),
+                            },
+                            _ => (StatusCode::NOT_FOUND, json_type, not_found.to_owned()),
+                        };
+                    }
+                    match (verb.as_str(), call.path.as_str()) {
                         ("watch", "/apis/novacron.io/v1/multicloudvms") => {
                             tokio::time::sleep(Duration::from_secs(600)).await;
                             (StatusCode::OK, json_type, String::new())
@@ -565,6 +627,35 @@ fn fake_api_server() -> (u16, Arc<Mutex<Vec<Call>>>) {
         });
     });
     (rx.recv().expect("the fake API server's port"), calls)
+}
+
+/// The `key=value` pairs of a query's `labelSelector` (percent-decoded).
+fn label_selector(query: &str) -> Vec<(String, String)> {
+    let Some(raw) = query.split('&').find_map(|p| p.strip_prefix("labelSelector=")) else { return Vec::new() };
+    let mut decoded = Vec::new();
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("00");
+                decoded.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                i += 3;
+            }
+            b'+' => {
+                decoded.push(b' ');
+                i += 1;
+            }
+            b => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded)
+        .split(',')
+        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
+        .collect()
 }
 
 fn free_port() -> u16 {
@@ -1983,7 +2074,7 @@ fn alerts_pass_promtool_and_name_only_exported_metrics() {
     for m in [
         "novacron_reconcile_errors_total",
         "novacron_provider_calls_total",
-        "novacron_deployment_failovers",
+        "novacron_deployment_failovers_total",
         "novacron_vms",
     ] {
         assert!(labels.contains_key(m), "the scenario sets {m}: {:?}", labels.keys());
