@@ -158,11 +158,13 @@ fn check(c: &Case) -> Result<(), TestCaseError> {
     // (2)
     prop_assert_eq!(m.cloud.double_deletes, 0, "(2) double delete");
     prop_assert_eq!(m.cloud.leaked_at_end, 0, "(2) leaked instances");
-    // (3) the engine knows a region is down from detection to the end of the outage.
+    // (3) the engine knows a region is down after its detection and until the end of the
+    // outage. At the detection instant itself another event (a manual failover scheduled for that
+    // minute) may be handled before the detection is, so the window opens just after it.
     let known_down = |region: &str, t: f64| {
         c.faults.iter().any(|f| match f {
             Fault::Region(r, a, d, det) => {
-                REGIONS[*r] == region && t >= ((a + det) * 60) as f64 && t < ((a + d) * 60) as f64
+                REGIONS[*r] == region && t > ((a + det) * 60) as f64 && t < ((a + d) * 60) as f64
             }
             _ => false,
         })
@@ -237,6 +239,22 @@ fn regression_nested_outages_keep_the_region_down() {
         replicas: 1,
         faults: vec![Fault::Region(0, 24, 58, 1), Fault::Region(0, 65, 5, 1)],
         seed: 91,
+    };
+    check(&c).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Shrunk by proptest: gcp-us-central1 goes down at 135 min and is detected at 136 min, the very
+/// minute a manual failover to it is scheduled. The failover was handled first (it was queued
+/// earlier), before the engine could know; the oracle had counted the detection instant as known.
+#[test]
+fn regression_a_manual_failover_at_the_detection_instant() {
+    let c = Case {
+        migration: None,
+        dr: false,
+        spot: false,
+        replicas: 1,
+        faults: vec![Fault::Region(2, 135, 2, 1), Fault::Manual(136, Some(2))],
+        seed: 778,
     };
     check(&c).unwrap_or_else(|e| panic!("{e}"));
 }
