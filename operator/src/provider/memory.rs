@@ -14,8 +14,8 @@ use engine::{FailureCause, Market, Provider};
 use futures::future::{BoxFuture, FutureExt};
 
 use super::{
-    CloudCatalog, CloudInstance, CloudProvider, CreateRequest, InstanceMetrics, InstanceState, InstanceTypeInfo, OfferInfo, PriceQuote,
-    ProviderError, ProviderResult, RegionInfo,
+    CloudCatalog, CloudInstance, CloudProvider, CreateRequest, InstanceMetrics, InstanceState, InstanceTypeInfo,
+    OfferInfo, PriceQuote, ProviderError, ProviderResult, RegionInfo,
 };
 
 #[derive(Debug, Default)]
@@ -357,7 +357,9 @@ impl CloudProvider for MemoryCloud {
     fn metrics<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ProviderResult<InstanceMetrics>> {
         let s = self.lock();
         let r = match s.instances.get(id) {
-            Some(_) => Ok(s.metrics.get(id).cloned().unwrap_or(InstanceMetrics { window_s: 300, ..Default::default() })),
+            Some(_) => {
+                Ok(s.metrics.get(id).cloned().unwrap_or(InstanceMetrics { window_s: 300, ..Default::default() }))
+            }
             None => Err(ProviderError::Api(format!("no instance {id}"))),
         };
         async move { r }.boxed()
