@@ -16,7 +16,7 @@ L="$CARGO_TARGET_DIR/release/learn"
   --policy cost-optimized --policy price-capacity-optimized --policy lowest-price --policy diversified \
   --interruption-penalty 0.1 --out "$OUT/train.parquet"
 
-for m in linear tree logistic mlp bandit; do
+for m in linear tree logistic mlp bandit boosted; do
   "$L" train --data "$OUT/train.parquet" --model "$m" --out "$OUT/$m.json"
 done
 
@@ -24,5 +24,5 @@ done
 "$L" evaluate scenarios/trace-replay.toml scenarios/regional-outage.toml scenarios/cost-optimized.toml \
   scenarios/spot-storm.toml scenarios/burst.toml --seeds 100..103 \
   --baseline cost-optimized --baseline lowest-price --baseline price-capacity-optimized --baseline balanced \
-  --model "$OUT/linear.json" --model "$OUT/tree.json" --model "$OUT/logistic.json" --model "$OUT/mlp.json" --model "$OUT/bandit.json" \
+  --model "$OUT/linear.json" --model "$OUT/tree.json" --model "$OUT/logistic.json" --model "$OUT/mlp.json" --model "$OUT/bandit.json" --model "$OUT/boosted.json" \
   --json "$OUT/evaluation.json" | tee "$OUT/evaluation.md"

@@ -19,14 +19,14 @@ use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use engine::{EngineConfig, SimTime};
 use futures::StreamExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::finalizer::Event as Finalizer;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::OnceCell;
@@ -38,9 +38,7 @@ use crate::clock::{Clock, rfc3339};
 use crate::crd::multicloudvm::{FINALIZER, MultiCloudVM, MultiCloudVMStatus};
 use crate::crd::virtualmachine::{OWNER_UID_LABEL, VirtualMachine};
 use crate::crd::{Condition, VMTemplate, merge_conditions};
-use crate::metrics::{
-    ControllerLabels, DecisionLabels, DeploymentLabels, ErrorLabels, Metrics, PolicyDecisionLabels, VmLabels,
-};
+use crate::metrics::{ControllerLabels, DecisionLabels, DeploymentLabels, Metrics, PolicyDecisionLabels, VmLabels};
 use crate::provider::CloudProvider;
 use crate::provider::metered::Metered;
 use crate::tracker::{GROUP, Notice, StepReport, Tracker};
@@ -229,38 +227,19 @@ impl Context {
 
 /// Reconciles one MultiCloudVM.
 pub async fn reconcile(obj: Arc<MultiCloudVM>, ctx: Arc<Context>) -> Result<Action> {
-    if !ctx.acting.load(Ordering::SeqCst) {
-        // Not the leader (any more): another replica acts.
-        return Ok(Action::await_change());
-    }
-    let started = Instant::now();
-    let labels = ControllerLabels { controller: CONTROLLER.into() };
-    ctx.metrics.reconciles.get_or_create(&labels).inc();
-    let ns = obj.namespace().ok_or(Error::MissingObjectKey("namespace"))?;
-    let uid = obj.uid().unwrap_or_default();
-    let api: Api<MultiCloudVM> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, obj, |event| async {
+    crate::runtime::reconcile(obj, &ctx, CONTROLLER, Some(FINALIZER), |event| async {
         match event {
             Finalizer::Apply(o) => apply(o, &ctx).await,
             Finalizer::Cleanup(o) => cleanup(o, &ctx).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    ctx.metrics.reconcile_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
-    if result.is_ok() {
-        ctx.reset_failures(&uid);
-    }
-    result
 }
 
 /// Counts the error and requeues with exponential backoff (5 s doubling to 5 min) plus up to
 /// 25 % jitter, derived from the object and the attempt so that replicas of the operator spread.
 pub fn error_policy(obj: Arc<MultiCloudVM>, error: &Error, ctx: Arc<Context>) -> Action {
-    warn!("reconcile of {} failed: {error}", obj.name_any());
-    let labels = ErrorLabels { controller: CONTROLLER.into(), error: error.metric_label().into() };
-    ctx.metrics.reconcile_errors.get_or_create(&labels).inc();
-    Action::requeue(ctx.next_backoff(&obj.uid().unwrap_or_default()))
+    crate::runtime::error_policy(obj.as_ref(), error, &ctx, CONTROLLER)
 }
 
 /// The delay before retry `attempt` (1, 2, ...) of the object `uid`.

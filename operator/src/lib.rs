@@ -47,6 +47,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod provider;
+pub mod runtime;
 pub mod tracker;
 pub mod translate;
 pub mod vm_controller;

@@ -16,22 +16,20 @@
 //! the object is.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use engine::Market;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::finalizer::Event as Finalizer;
 use kube::{Resource, ResourceExt};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::children::cause_name;
 use crate::clock::rfc3339;
 use crate::controller::Context;
 use crate::crd::virtualmachine::{FINALIZER, OWNER_UID_LABEL, SLOT_LABEL, VirtualMachine, VirtualMachineStatus};
 use crate::crd::{Condition, merge_conditions};
-use crate::metrics::{ControllerLabels, ErrorLabels};
 use crate::provider::{CloudInstance, CreateRequest, InstanceState};
 use crate::{Error, Result};
 
@@ -40,36 +38,18 @@ pub const CONTROLLER: &str = "virtualmachine";
 
 /// Reconciles one VirtualMachine.
 pub async fn reconcile(obj: Arc<VirtualMachine>, ctx: Arc<Context>) -> Result<Action> {
-    if !ctx.acting.load(Ordering::SeqCst) {
-        return Ok(Action::await_change());
-    }
-    let started = Instant::now();
-    let labels = ControllerLabels { controller: CONTROLLER.into() };
-    ctx.metrics.reconciles.get_or_create(&labels).inc();
-    let ns = obj.namespace().ok_or(Error::MissingObjectKey("namespace"))?;
-    let uid = obj.uid().unwrap_or_default();
-    let api: Api<VirtualMachine> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, obj, |event| async {
+    crate::runtime::reconcile(obj, &ctx, CONTROLLER, Some(FINALIZER), |event| async {
         match event {
             Finalizer::Apply(o) => apply(o, &ctx).await,
             Finalizer::Cleanup(o) => cleanup(o, &ctx).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    ctx.metrics.reconcile_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
-    if result.is_ok() {
-        ctx.reset_failures(&uid);
-    }
-    result
 }
 
 /// Counts the error and backs off as the MultiCloudVM controller does.
 pub fn error_policy(obj: Arc<VirtualMachine>, error: &Error, ctx: Arc<Context>) -> Action {
-    warn!("reconcile of VirtualMachine {} failed: {error}", obj.name_any());
-    let labels = ErrorLabels { controller: CONTROLLER.into(), error: error.metric_label().into() };
-    ctx.metrics.reconcile_errors.get_or_create(&labels).inc();
-    Action::requeue(ctx.next_backoff(&obj.uid().unwrap_or_default()))
+    crate::runtime::error_policy(obj.as_ref(), error, &ctx, CONTROLLER)
 }
 
 /// What the cloud says about the VM's instance, as a status.

@@ -1016,7 +1016,11 @@ fn source_scan() -> (BTreeSet<String>, Vec<String>) {
         for marker in ["Api::<", "Api<"] {
             for piece in text.split(marker).skip(1) {
                 let kind: String = piece.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-                kinds.insert(kind);
+                // `Api<K>` in generic code (operator/src/runtime.rs) is used with the kinds the
+                // controllers name themselves.
+                if kind.len() > 1 {
+                    kinds.insert(kind);
+                }
             }
         }
         // Secrets, ConfigMaps, Leases or dynamic objects show up above as Api<...> kinds; more
