@@ -22,7 +22,7 @@ done
 
 # Held out: three scenarios never trained on, and unseen seeds of the training scenarios.
 "$L" evaluate scenarios/trace-replay.toml scenarios/regional-outage.toml scenarios/cost-optimized.toml \
-  scenarios/spot-storm.toml scenarios/burst.toml --seeds 100..103 \
+  scenarios/spot-storm.toml scenarios/burst.toml --seeds 100..110 \
   --baseline cost-optimized --baseline lowest-price --baseline price-capacity-optimized --baseline balanced \
   --model "$OUT/linear.json" --model "$OUT/tree.json" --model "$OUT/logistic.json" --model "$OUT/mlp.json" --model "$OUT/bandit.json" --model "$OUT/boosted.json" \
   --json "$OUT/evaluation.json" | tee "$OUT/evaluation.md"
