@@ -211,6 +211,11 @@ pub struct Point {
     pub accuracy_static: Option<f64>,
     /// The same with online learning.
     pub accuracy_online: Option<f64>,
+    /// Long-term accuracy: over every outcome known by then, fixed model (the sliding window
+    /// above is the short-term accuracy, as the seed's `shortTermAccuracy`/`longTermAccuracy`).
+    pub long_term_static: Option<f64>,
+    /// The same with online learning.
+    pub long_term_online: Option<f64>,
     /// Spend rate $/h, fixed model.
     pub cost_rate_static: f64,
     /// Spend rate $/h, online.
@@ -243,6 +248,10 @@ pub struct Totals {
     pub accuracy_after: Option<f64>,
     /// Cost of the period after the regime change, $ (integrated spend rate).
     pub cost_after_change_usd: f64,
+    /// Short-term accuracy at the end: over the last `accuracyWindow` outcomes.
+    pub short_term_accuracy: Option<f64>,
+    /// Long-term accuracy at the end: over every outcome of the run.
+    pub long_term_accuracy: Option<f64>,
 }
 
 /// A drift experiment's result.
@@ -416,6 +425,8 @@ pub fn run(scenario: &Scenario, cfg: &DriftConfig) -> Result<DriftRun> {
                 time_h: t / 3600.0,
                 accuracy_static: window_accuracy(&static_out, &so, t, lc.window, |_| true).map(|x| x.0),
                 accuracy_online: window_accuracy(&online_out, &oo, t, lc.window, |_| true).map(|x| x.0),
+                long_term_static: window_accuracy(&static_out, &so, t, usize::MAX, |_| true).map(|x| x.0),
+                long_term_online: window_accuracy(&online_out, &oo, t, usize::MAX, |_| true).map(|x| x.0),
                 cost_rate_static: a.cost_rate_usd_per_h.iter().sum::<f64>() + a.commitment_fees_usd_per_h,
                 cost_rate_online: b.cost_rate_usd_per_h.iter().sum::<f64>() + b.commitment_fees_usd_per_h,
                 interruptions_static: a.interruptions_total,
@@ -436,7 +447,7 @@ pub fn run(scenario: &Scenario, cfg: &DriftConfig) -> Result<DriftRun> {
         }
         acc
     };
-    let totals = |out: &[Outcome], res: &sim::results::RunResults, online: bool| Totals {
+    let totals = |out: &[Outcome], order: &[usize], res: &sim::results::RunResults, online: bool| Totals {
         cost_usd: res.summary.total_cost_usd,
         availability: res.summary.availability,
         interruptions: res.summary.spot_interruptions,
@@ -444,19 +455,22 @@ pub fn run(scenario: &Scenario, cfg: &DriftConfig) -> Result<DriftRun> {
         accuracy_drifted: accuracy_of(out, |o| o.decided_s >= change_s && o.decided_s < first_retrain),
         accuracy_after: accuracy_of(out, |o| o.decided_s >= first_retrain),
         cost_after_change_usd: cost_after(online),
+        short_term_accuracy: window_accuracy(out, order, f64::INFINITY, lc.window, |_| true).map(|x| x.0),
+        long_term_accuracy: accuracy_of(out, |_| true),
     };
     Ok(DriftRun {
         change_s,
-        static_totals: totals(&static_out, &static_res, false),
-        online_totals: totals(&online_out, &res, true),
+        static_totals: totals(&static_out, &so, &static_res, false),
+        online_totals: totals(&online_out, &oo, &res, true),
         retrainings,
         points,
         models,
     })
 }
 
-/// Writes the timeline as Parquet: `time_h`, `accuracy_static`, `accuracy_online` (null before
-/// any outcome is known), `cost_rate_static`, `cost_rate_online` ($/h), `interruptions_static`,
+/// Writes the timeline as Parquet: `time_h`, `accuracy_static`, `accuracy_online` (short-term:
+/// the sliding window; null before any outcome is known), `long_term_static`, `long_term_online`
+/// (every outcome known so far), `cost_rate_static`, `cost_rate_online` ($/h), `interruptions_static`,
 /// `interruptions_online` (so far), `model_online` (index in the schedule).
 pub fn write_timeline(run: &DriftRun, path: &Path) -> Result<()> {
     use polars::prelude::*;
@@ -466,6 +480,8 @@ pub fn write_timeline(run: &DriftRun, path: &Path) -> Result<()> {
         Column::new("time_h".into(), p.iter().map(|x| x.time_h).collect::<Vec<f64>>()),
         Column::new("accuracy_static".into(), p.iter().map(|x| x.accuracy_static).collect::<Vec<Option<f64>>>()),
         Column::new("accuracy_online".into(), p.iter().map(|x| x.accuracy_online).collect::<Vec<Option<f64>>>()),
+        Column::new("long_term_static".into(), p.iter().map(|x| x.long_term_static).collect::<Vec<Option<f64>>>()),
+        Column::new("long_term_online".into(), p.iter().map(|x| x.long_term_online).collect::<Vec<Option<f64>>>()),
         Column::new("cost_rate_static".into(), p.iter().map(|x| x.cost_rate_static).collect::<Vec<f64>>()),
         Column::new("cost_rate_online".into(), p.iter().map(|x| x.cost_rate_online).collect::<Vec<f64>>()),
         Column::new("interruptions_static".into(), p.iter().map(|x| x.interruptions_static).collect::<Vec<u64>>()),
@@ -506,6 +522,8 @@ pub fn figures(run: &DriftRun, threshold: f64) -> Vec<sim::report::figures::Figu
             series: vec![
                 line("fixed model", fixed, &|p| p.accuracy_static),
                 line("online learning", online, &|p| p.accuracy_online),
+                line("fixed model, long-term", Rgb(190, 190, 190), &|p| p.long_term_static),
+                line("online learning, long-term", Rgb(120, 180, 235), &|p| p.long_term_online),
                 Series {
                     label: Some("threshold".into()),
                     color: Rgb(220, 50, 47),
