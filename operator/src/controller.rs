@@ -37,8 +37,9 @@ use crate::children::{ChildFleet, MarketData, Owner};
 use crate::clock::{Clock, rfc3339};
 use crate::crd::multicloudvm::{FINALIZER, MultiCloudVM, MultiCloudVMStatus};
 use crate::crd::virtualmachine::{OWNER_UID_LABEL, VirtualMachine};
-use crate::crd::{Condition, VMTemplate, merge_conditions};
+use crate::crd::{AISchedulingPolicy, Condition, VMTemplate, merge_conditions};
 use crate::metrics::{ControllerLabels, DecisionLabels, DeploymentLabels, Metrics, PolicyDecisionLabels, VmLabels};
+use crate::policy_controller::Choice;
 use crate::provider::CloudProvider;
 use crate::provider::metered::Metered;
 use crate::tracker::{GROUP, Notice, StepReport, Tracker};
@@ -92,6 +93,8 @@ pub struct Context {
     /// Whether this replica may act (true unless leader election says otherwise): a reconcile
     /// that starts while it is false does nothing.
     pub acting: Arc<AtomicBool>,
+    /// The AISchedulingPolicies reconciled, as the MultiCloudVM controller reads them.
+    pub policies: crate::policy_controller::Registry,
     recorder: Recorder,
     log: Option<crate::decision_log::DecisionLog>,
     catalog: OnceCell<Arc<CatalogIndex>>,
@@ -121,6 +124,7 @@ impl Context {
             metrics,
             ready: Arc::new(AtomicBool::new(false)),
             acting: Arc::new(AtomicBool::new(true)),
+            policies: Default::default(),
             catalog: OnceCell::new(),
             trackers: Mutex::new(BTreeMap::new()),
             failures: Mutex::new(BTreeMap::new()),
@@ -178,10 +182,60 @@ impl Context {
         self.trackers.lock().unwrap_or_else(|e| e.into_inner()).contains_key(uid)
     }
 
-    /// Forgets every tracker, as a restarted operator would.
+    /// Forgets every tracker and every policy, as a restarted operator would.
     pub fn forget_all(&self) {
         self.trackers.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.policies.clear();
         self.metrics.engines.set(0);
+    }
+
+    /// The tracker of an object running the engine settings `config`: a fresh one (which adopts
+    /// the instances running, as after a restart) when the one in memory runs other settings.
+    pub(crate) async fn tracker_for(
+        &self,
+        uid: &str,
+        index: &Arc<CatalogIndex>,
+        config: &EngineConfig,
+    ) -> Result<Arc<tokio::sync::Mutex<Tracker>>> {
+        let make = || -> Result<_> {
+            let mut map = self.trackers.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(t) = map.get(uid) {
+                return Ok(t.clone());
+            }
+            let t = Arc::new(tokio::sync::Mutex::new(Tracker::new(uid, index.clone(), config.clone())?));
+            map.insert(uid.to_owned(), t.clone());
+            self.metrics.engines.set(map.len() as i64);
+            Ok(t)
+        };
+        let t = make()?;
+        if t.lock().await.engine().config() == config {
+            return Ok(t);
+        }
+        info!("{uid}: the placement policy changed; a fresh engine takes over and adopts what runs");
+        self.drop_tracker(uid);
+        make()
+    }
+
+    /// Publishes a Kubernetes Event about `reference`; a failure is logged, never fails the
+    /// reconcile.
+    pub(crate) async fn publish_event(
+        &self,
+        reference: &k8s_openapi::api::core::v1::ObjectReference,
+        reason: &str,
+        note: String,
+        warning: bool,
+    ) {
+        let event = KubeEvent {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        self.metrics.events.get_or_create(&DecisionLabels { action: reason.to_owned() }).inc();
+        if let Err(e) = self.recorder.publish(&event, reference).await {
+            warn!("cannot publish event {reason} for {}: {e}", reference.name.as_deref().unwrap_or_default());
+        }
     }
 
     pub(crate) fn write_log(&self, uid: &str, object: &str, tracker: &mut Tracker) {
@@ -288,9 +342,27 @@ async fn apply(obj: Arc<MultiCloudVM>, ctx: &Context) -> Result<Action> {
     if translated.is_err() {
         ctx.metrics.invalid_specs.get_or_create(&ControllerLabels { controller: CONTROLLER.into() }).inc();
     }
-    let tracker = ctx.tracker(&uid, &index)?;
-    let mut t = tracker.lock().await;
     let now = ctx.clock.now();
+    // The placement policy: the operator's, or the AISchedulingPolicy the object names. A named
+    // policy that cannot be used has no fallback: a new deployment waits, a running one keeps
+    // its engine.
+    let (policy_condition, tracker) = match crate::policy_controller::choice_for(ctx, &obj) {
+        Choice::Default => (None, ctx.tracker_for(&uid, &index, &ctx.config.engine).await?),
+        Choice::Learned { config, note, .. } => {
+            let c = Condition::new("SchedulingPolicy", true, "Loaded", note, obj.metadata.generation);
+            (Some(c), ctx.tracker_for(&uid, &index, &config).await?)
+        }
+        Choice::NotReady { reason, message, .. } => {
+            if !ctx.has_tracker(&uid) {
+                return wait_for_policy(&obj, ctx, reason, message, now).await;
+            }
+            let m = format!("{message}; the running engine keeps deciding meanwhile");
+            let c = Condition::new("SchedulingPolicy", false, reason, m, obj.metadata.generation);
+            (Some(c), ctx.tracker(&uid, &index)?)
+        }
+    };
+    let policy_notice = policy_condition.as_ref().and_then(|c| policy_notice(&obj, c));
+    let mut t = tracker.lock().await;
     let owner = Owner {
         kind: "MultiCloudVM",
         name: name.clone(),
@@ -302,9 +374,10 @@ async fn apply(obj: Arc<MultiCloudVM>, ctx: &Context) -> Result<Action> {
     let step = t.step(now, translated.as_ref().ok(), &fleet).await;
     ctx.write_log(&uid, &key, &mut t);
     let report = step?;
-    let notices = t.take_notices();
+    let mut notices = t.take_notices();
+    notices.extend(policy_notice);
     count_adoptions(&ctx.metrics, &report);
-    let status = status_of(&obj, &mut t, &translated, now);
+    let status = status_of(&obj, &mut t, &translated, now, policy_condition);
     record_gauges(&ctx.metrics, &key, &status, t.applied().and_then(|s| s.max_cost_per_h));
     let requeue = match t.next_timer() {
         Some(at) => Duration::from_millis(at.as_millis().saturating_sub(now.as_millis())),
@@ -317,6 +390,45 @@ async fn apply(obj: Arc<MultiCloudVM>, ctx: &Context) -> Result<Action> {
     api.patch_status(&name, &PatchParams::apply(&ctx.config.field_manager).force(), &Patch::Apply(&patch)).await?;
     publish(ctx, &obj, notices).await;
     Ok(Action::requeue(requeue))
+}
+
+/// A new deployment whose AISchedulingPolicy cannot be used yet: nothing is placed; the status
+/// says why (the `SchedulingPolicy` and `Ready` conditions; the rest as it was) and the object is
+/// looked at again shortly.
+async fn wait_for_policy(
+    obj: &MultiCloudVM,
+    ctx: &Context,
+    reason: &'static str,
+    message: String,
+    now: SimTime,
+) -> Result<Action> {
+    let generation = obj.metadata.generation;
+    let mut status = obj.status.clone().unwrap_or_default();
+    let waiting = Condition::new("SchedulingPolicy", false, reason, message, generation);
+    let notice = policy_notice(obj, &waiting);
+    let ready =
+        Condition::new("Ready", false, "WaitingForPolicy", "nothing is placed until the policy loads", generation);
+    let fresh = merge_conditions(&status.conditions, vec![waiting, ready], &rfc3339(now));
+    status.conditions.retain(|c| !fresh.iter().any(|f| f.type_ == c.type_));
+    status.conditions.extend(fresh);
+    status.observed_generation = generation;
+    let api: Api<MultiCloudVM> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let patch = serde_json::json!({ "apiVersion": "novacron.io/v1", "kind": "MultiCloudVM", "status": status });
+    api.patch_status(&obj.name_any(), &PatchParams::apply(&ctx.config.field_manager).force(), &Patch::Apply(&patch))
+        .await?;
+    publish(ctx, obj, notice.into_iter().collect()).await;
+    Ok(Action::requeue(ctx.config.poll_interval.min(Duration::from_secs(10))))
+}
+
+/// An Event when the `SchedulingPolicy` condition changes reason.
+fn policy_notice(obj: &MultiCloudVM, c: &Condition) -> Option<Notice> {
+    let before = obj.status.as_ref().and_then(|s| s.conditions.iter().find(|p| p.type_ == c.type_));
+    if before.is_some_and(|p| p.reason == c.reason) {
+        return None;
+    }
+    let ok = c.status == "True";
+    let reason = if ok { "SchedulingPolicyLoaded" } else { "SchedulingPolicyNotReady" };
+    Some(Notice { reason, note: c.message.clone(), warning: !ok })
 }
 
 /// Kubernetes Events for the notable decisions (failovers, migrations, restores, refusals). A
@@ -387,6 +499,7 @@ fn status_of(
     t: &mut Tracker,
     translated: &std::result::Result<engine::DeploymentSpec, Vec<Problem>>,
     now: SimTime,
+    policy: Option<Condition>,
 ) -> MultiCloudVMStatus {
     let generation = obj.metadata.generation;
     let previous = obj.status.clone().unwrap_or_default();
@@ -410,7 +523,11 @@ fn status_of(
     let index = t.index();
     MultiCloudVMStatus {
         observed_generation: generation,
-        conditions: merge_conditions(&previous.conditions, vec![spec_valid, ready], &rfc3339(now)),
+        conditions: merge_conditions(
+            &previous.conditions,
+            [spec_valid, ready].into_iter().chain(policy).collect(),
+            &rfc3339(now),
+        ),
         cloud_deployments: t.cloud_deployments(),
         primary_provider: active.map(|r| index.provider(r).as_str().to_owned()),
         active_region: active.map(|r| index.region_name(r).to_owned()),
@@ -496,7 +613,13 @@ async fn run_controllers(ctx: Arc<Context>, stop: tokio::sync::watch::Receiver<b
         crate::vm_controller::error_policy,
         ctx.clone(),
     );
-    tokio::join!(drain(mcvm), drain(vms));
+    // Requeued every poll_interval to read its artifact again (no ConfigMap watch: see
+    // policy_controller).
+    let policies =
+        Controller::new(Api::<AISchedulingPolicy>::all(client.clone()), watcher::Config::default().any_semantic())
+            .graceful_shutdown_on(until())
+            .run(crate::policy_controller::reconcile, crate::policy_controller::error_policy, ctx.clone());
+    tokio::join!(drain(mcvm), drain(vms), drain(policies));
 }
 
 /// Runs the controllers until a signal stops them, without leader election (one replica only).

@@ -9,9 +9,11 @@
 //! `deploy/crds/`). Controllers are layered as Deployment → ReplicaSet → Pod: a `MultiCloudVM`
 //! ([`controller`]) owns `VirtualMachine` children ([`children`]), one per engine instance, and
 //! the VirtualMachine controller ([`vm_controller`]) is the only code that creates, observes and
-//! deletes cloud instances. VMTemplate sizes a MultiCloudVM's replicas; VMCluster,
-//! FederatedCluster, AISchedulingPolicy and CacheIntegration have their schemas and no
-//! controller yet.
+//! deletes cloud instances. VMTemplate sizes a MultiCloudVM's replicas. The AISchedulingPolicy
+//! controller ([`policy_controller`]) loads a learned model artifact (from a ConfigMap or a
+//! mounted file) with the engine's own loader and registers it; a MultiCloudVM annotated
+//! `novacron.io/scheduling-policy: <name>` places with it. VMCluster, FederatedCluster and
+//! CacheIntegration have their schemas and no controller yet.
 //!
 //! [`translate`] is the one place where a Kubernetes spec becomes an engine type: a MultiCloudVM
 //! spec becomes the engine's `DeploymentSpec` key for key as the simulator builds it from the
@@ -46,6 +48,7 @@ pub mod decision_log;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod policy_controller;
 pub mod provider;
 pub mod runtime;
 pub mod tracker;

@@ -124,6 +124,22 @@ pub struct CacheErrorLabels {
     pub op: String,
 }
 
+/// Labels naming an AISchedulingPolicy (`namespace/name`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    /// `namespace/name`.
+    pub policy: String,
+}
+
+/// Labels of a failed model load.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelFailureLabels {
+    /// `namespace/name` of the AISchedulingPolicy.
+    pub policy: String,
+    /// `not-found`, `unreadable`, `invalid-artifact`, `model-mismatch`, `invalid-spec`, `no-artifact`.
+    pub reason: String,
+}
+
 /// Every [`CacheErrorLabels::op`].
 pub const CACHE_ERROR_OPS: [&str; 5] = ["get", "set", "delete", "info", "decode"];
 
@@ -213,6 +229,12 @@ pub struct Metrics {
     pub cache_memory: Family<CacheLevelLabels, Gauge>,
     /// 1 while Redis is reachable (the breaker is closed), else 0.
     pub cache_l2_up: Gauge,
+    /// A loaded policy's model accuracy on its held-out test rows, 0..1 (as training recorded it).
+    pub model_accuracy: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
+    /// A policy's `learningConfig.accuracyThreshold` (absent without one).
+    pub model_accuracy_threshold: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
+    /// Model loads that failed or found no artifact, by policy and reason (one per reconcile).
+    pub model_load_failures: Family<ModelFailureLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -252,6 +274,9 @@ impl Default for Metrics {
             cache_duration: Family::new_with_constructor(cache_histogram),
             cache_memory: Family::default(),
             cache_l2_up: Gauge::default(),
+            model_accuracy: Family::default(),
+            model_accuracy_threshold: Family::default(),
+            model_load_failures: Family::default(),
         }
     }
 }
@@ -318,6 +343,21 @@ impl Metrics {
         );
         r.register("cache_memory_bytes", "Provider cache memory used, by level", self.cache_memory.clone());
         r.register("cache_l2_up", "1 while the provider cache reaches Redis", self.cache_l2_up.clone());
+        r.register(
+            "model_accuracy",
+            "A loaded AISchedulingPolicy model's accuracy on its held-out test rows, 0..1",
+            self.model_accuracy.clone(),
+        );
+        r.register(
+            "model_accuracy_threshold",
+            "An AISchedulingPolicy's learningConfig.accuracyThreshold",
+            self.model_accuracy_threshold.clone(),
+        );
+        r.register(
+            "model_load_failures",
+            "AISchedulingPolicy model loads that failed, by policy and reason",
+            self.model_load_failures.clone(),
+        );
         self.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
         // Counters that alerts take rates of start at 0 rather than appear at their first event.
         for result in ["acquired", "renewed", "held", "error"] {

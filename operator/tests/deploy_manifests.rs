@@ -361,7 +361,7 @@ async fn run_scenario() -> Scenario {
             v == verb && r == resource
         })
     };
-    while !(seen("watch", "multicloudvms") && seen("update", "leases")) {
+    while !(seen("watch", "multicloudvms") && seen("watch", "aischedulingpolicies") && seen("update", "leases")) {
         assert!(started.elapsed() < Duration::from_secs(10), "run_elected() never led, watched and renewed");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -415,6 +415,45 @@ async fn run_scenario() -> Scenario {
     keep(&broken);
     reconcile("broken").await.expect("broken reconciled");
     let _ = controller::error_policy(Arc::new(web.clone()), &operator::Error::InstancesRemain(1), ctx.clone());
+
+    // The example AISchedulingPolicy: the finalizer added, its ConfigMap read (a model artifact
+    // `learn train` wrote), its status written; one whose ConfigMap is missing (Pending, a load
+    // failure counted); deleted, its finalizer removed.
+    let model = read("operator/tests/fixtures/models/tree.json");
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "placement-model", "namespace": "default"}, "data": {"model.json": model}});
+    store.lock().expect("store").put("/api/v1", "configmaps", &cm);
+    let mut policy = one("deploy/examples/aischedulingpolicy.yaml", "AISchedulingPolicy");
+    policy["metadata"]["namespace"] = json!("default");
+    policy["metadata"]["uid"] = json!("uid-predictive");
+    let mut pending = policy.clone();
+    pending["metadata"]["name"] = json!("pending");
+    pending["metadata"]["uid"] = json!("uid-pending");
+    pending["spec"]["modelConfig"]["configMap"] = json!("not-there");
+    let policy_pass = |name: &'static str| {
+        let (ctx, store) = (ctx.clone(), store.clone());
+        async move {
+            let v = store.lock().expect("store").get("/apis/novacron.io/v1", "aischedulingpolicies", "default", name);
+            let p: crd::AISchedulingPolicy = serde_json::from_value(v.expect("stored")).expect("a policy");
+            operator::policy_controller::reconcile(Arc::new(p), ctx).await
+        }
+    };
+    for (name, p) in [("predictive", &policy), ("pending", &pending)] {
+        store.lock().expect("store").put("/apis/novacron.io/v1", "aischedulingpolicies", p);
+        policy_pass(name).await.expect("finalizer added");
+        policy_pass(name).await.expect("policy reconciled");
+    }
+    let loaded =
+        store.lock().expect("store").get("/apis/novacron.io/v1", "aischedulingpolicies", "default", "predictive");
+    assert_eq!(loaded.expect("stored")["status"]["modelState"], "Loaded", "the example policy loads its artifact");
+    let mut going = store
+        .lock()
+        .expect("store")
+        .get("/apis/novacron.io/v1", "aischedulingpolicies", "default", "pending")
+        .expect("stored");
+    going["metadata"]["deletionTimestamp"] = json!("2026-11-30T01:00:00Z");
+    store.lock().expect("store").put("/apis/novacron.io/v1", "aischedulingpolicies", &going);
+    policy_pass("pending").await.expect("the finalizer goes");
 
     // Deletion: the children go (each after its cloud instance), then the finalizer.
     let mut gone = stored("web");
@@ -610,6 +649,18 @@ fn fake_api_server() -> (u16, Arc<Mutex<Vec<Call>>>) {
                             (StatusCode::OK, json_type, String::new())
                         }
                         ("list", "/apis/novacron.io/v1/multicloudvms") => (StatusCode::OK, json_type, list),
+                        // No AISchedulingPolicy: its controller lists and watches.
+                        ("watch", "/apis/novacron.io/v1/aischedulingpolicies") => {
+                            tokio::time::sleep(Duration::from_secs(600)).await;
+                            (StatusCode::OK, json_type, String::new())
+                        }
+                        ("list", "/apis/novacron.io/v1/aischedulingpolicies") => (
+                            StatusCode::OK,
+                            json_type,
+                            json!({"apiVersion": "novacron.io/v1", "kind": "AISchedulingPolicyList",
+                                "metadata": {"resourceVersion": "1"}, "items": []})
+                            .to_string(),
+                        ),
                         ("patch", p) if p == format!("{mcvms}/web/status") => (StatusCode::OK, json_type, web),
                         ("create", "/apis/events.k8s.io/v1/namespaces/default/events") => {
                             (StatusCode::CREATED, json_type, String::from_utf8_lossy(&body).into_owned())
@@ -1043,7 +1094,9 @@ fn rbac_grants_exactly_what_the_controller_calls() {
     let (kinds, new_calls) = source_scan();
     assert_eq!(
         kinds,
-        ["Lease", "MultiCloudVM", "VMTemplate", "VirtualMachine"].map(str::to_owned).into(),
+        ["AISchedulingPolicy", "ConfigMap", "Lease", "MultiCloudVM", "VMTemplate", "VirtualMachine"]
+            .map(str::to_owned)
+            .into(),
         "operator/src calls the API for other kinds: drive those calls in run_scenario() and update deploy/rbac/"
     );
     assert!(
@@ -1078,6 +1131,11 @@ fn rbac_grants_exactly_what_the_controller_calls() {
         ("novacron.io", "virtualmachines", "delete"),
         ("novacron.io", "virtualmachines/status", "patch"),
         ("novacron.io", "vmtemplates", "get"),
+        ("novacron.io", "aischedulingpolicies", "list"),
+        ("novacron.io", "aischedulingpolicies", "watch"),
+        ("novacron.io", "aischedulingpolicies", "patch"),
+        ("novacron.io", "aischedulingpolicies/status", "patch"),
+        ("", "configmaps", "get"),
         ("events.k8s.io", "events", "create"),
         ("events.k8s.io", "events", "patch"),
     ]);
@@ -2071,9 +2129,19 @@ fn alerts_pass_promtool_and_name_only_exported_metrics() {
     assert_eq!(families, registered, "the scenario sets every family the operator registers");
     let binary = exported_samples(&s.metrics);
     assert!(binary.is_subset(&exported), "{binary:?}");
-    // The binary reconciled two objects but published no Event (no failover happened there).
+    // The binary reconciled two objects but published no Event (no failover happened there), and
+    // had no AISchedulingPolicy (a family without a series is not served).
     let unseen: Vec<&String> = exported.difference(&binary).collect();
-    assert_eq!(unseen, ["novacron_events_published_total"], "families the running binary served");
+    assert_eq!(
+        unseen,
+        [
+            "novacron_events_published_total",
+            "novacron_model_accuracy",
+            "novacron_model_accuracy_threshold",
+            "novacron_model_load_failures_total"
+        ],
+        "families the running binary served"
+    );
     let labels = sample_labels(&scenario().metrics);
     for m in [
         "novacron_reconcile_errors_total",
@@ -2099,6 +2167,7 @@ fn alerts_pass_promtool_and_name_only_exported_metrics() {
         "NovaCronFailover",
         "NovaCronDeploymentCostAboveBudget",
         "NovaCronProviderApiErrors",
+        "NovaCronModelAccuracyLow",
     ] {
         assert!(names.contains(a), "alert {a}");
     }

@@ -608,6 +608,17 @@ impl ModelArtifact {
         }
     }
 
+    /// Parses an artifact's JSON text and [checks](ModelArtifact::check) it: the one loader of
+    /// the simulator (`sim`/`learn evaluate --model`, a scenario's `policy.model`) and the
+    /// operator (an AISchedulingPolicy's artifact). The caller reads the text (the engine does no
+    /// I/O). A truncated or corrupt file, an unknown model type or a mismatched schema is an
+    /// error that says what is wrong, never a panic.
+    pub fn from_json(text: &str) -> Result<ModelArtifact, ArtifactError> {
+        let artifact: ModelArtifact = serde_json::from_str(text).map_err(|e| ArtifactError::Parse(e.to_string()))?;
+        artifact.check().map_err(ArtifactError::Check)?;
+        Ok(artifact)
+    }
+
     /// Checks that this engine can run the artifact; the message says what does not match.
     pub fn check(&self) -> Result<(), String> {
         if self.format != MODEL_FORMAT {
@@ -640,6 +651,28 @@ impl ModelArtifact {
         self.model.predict(x)
     }
 }
+
+/// Why an artifact's text cannot be run ([`ModelArtifact::from_json`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ArtifactError {
+    /// Not JSON, truncated, or not shaped as an artifact: serde's message (what, line, column).
+    Parse(String),
+    /// A well-formed artifact this engine cannot run: format or feature schema version, feature
+    /// names, shapes or non-finite numbers (see [`ModelArtifact::check`]).
+    Check(String),
+}
+
+impl std::fmt::Display for ArtifactError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArtifactError::Parse(m) => write!(f, "not a valid model artifact: {m}"),
+            ArtifactError::Check(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for ArtifactError {}
 
 /// Where the model comes from: a path (as written in a scenario, to be read by the caller) or
 /// the artifact itself once read. The engine only runs a loaded one.

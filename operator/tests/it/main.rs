@@ -16,5 +16,6 @@ mod http;
 mod leader;
 mod metrics;
 mod migrate;
+mod policy;
 mod tracker;
 mod translate;

@@ -17,7 +17,7 @@ use tower::ServiceExt;
 use crate::common::{Fixture, Harness, condition, mcvm, seed_spec};
 
 /// Every family, as `# TYPE` names it.
-const FAMILIES: [&str; 34] = [
+const FAMILIES: [&str; 37] = [
     "novacron_adopted_instances",
     "novacron_build_info",
     "novacron_cache_errors",
@@ -44,6 +44,9 @@ const FAMILIES: [&str; 34] = [
     "novacron_leader",
     "novacron_leader_lease_attempts",
     "novacron_leader_terms",
+    "novacron_model_accuracy",
+    "novacron_model_accuracy_threshold",
+    "novacron_model_load_failures",
     "novacron_policy_decisions",
     "novacron_provider_call_duration_seconds",
     "novacron_provider_calls",
@@ -137,12 +140,21 @@ async fn every_metric_family_is_scraped_with_the_values_of_the_run() {
     h.apply(&mut bad).await;
     // A reconcile error, as the controller reports it.
     error_policy(Arc::new(web.clone()), &operator::Error::InstancesRemain(1), h.ctx.clone());
+    // Two AISchedulingPolicies: one loads its model, one's artifact is corrupt.
+    crate::policy::one_loaded_one_failed(&h).await;
 
     let (families, m) = scrape(&state).await;
     let mut sorted = families.clone();
     sorted.sort();
     assert_eq!(sorted, FAMILIES, "the registered families");
     assert!(families.len() >= 20);
+    // The tree's recorded top-1 accuracy and the policy's threshold; one failed load.
+    assert_eq!(value(&m, "novacron_model_accuracy{policy=\"default/predictive\"}"), 0.22264150943396227);
+    assert_eq!(value(&m, "novacron_model_accuracy_threshold{policy=\"default/predictive\"}"), 0.3);
+    assert_eq!(
+        value(&m, "novacron_model_load_failures_total{policy=\"default/broken\",reason=\"invalid-artifact\"}"),
+        1.0
+    );
     let web_ = |name: &str| value(&m, &format!("{name}{{deployment=\"default/web\"}}"));
     // Reconciles: web 6 (the failed child's owns-triggered one included), bad 1; the harness
     // counts the VirtualMachine controller's.

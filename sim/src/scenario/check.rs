@@ -20,13 +20,15 @@ use super::{
 use crate::dist::DurationDist;
 
 /// Reads a learned policy's model artifact (JSON, see `engine::policy::learned`) and checks that
-/// the engine can run it. The message names the file and says what is wrong.
+/// the engine can run it ([`engine::ModelArtifact::from_json`], the operator's loader too). The
+/// message names the file and says what is wrong.
 pub fn load_model(path: &Path) -> Result<engine::ModelArtifact, String> {
+    use engine::policy::learned::ArtifactError;
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read model {}: {e}", path.display()))?;
-    let artifact: engine::ModelArtifact = serde_json::from_str(&text)
-        .map_err(|e| format!("model {} is not a valid model artifact: {e}", path.display()))?;
-    artifact.check().map_err(|m| format!("model {}: {m}", path.display()))?;
-    Ok(artifact)
+    engine::ModelArtifact::from_json(&text).map_err(|e| match e {
+        ArtifactError::Parse(m) => format!("model {} is not a valid model artifact: {m}", path.display()),
+        e => format!("model {}: {e}", path.display()),
+    })
 }
 
 /// Parses and checks scenario text; `path` is used in messages and to resolve relative files.
