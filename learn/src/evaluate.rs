@@ -1,5 +1,6 @@
 //! Runs policies, learned and hand-written, on scenarios and seeds and compares them: total cost,
-//! availability, rejections, spot interruptions, failovers, and regret against the hindsight
+//! availability, rejections, SLA violations (VMs whose own availability fell under the target),
+//! spot interruptions, failovers, and regret against the hindsight
 //! oracle (per first placement, the chosen candidate's penalized hindsight cost minus the best
 //! candidate's, as [`crate::dataset`] computes them).
 
@@ -29,6 +30,9 @@ pub struct RunFigures {
     pub requests: u64,
     /// Requests rejected.
     pub rejected: u64,
+    /// VMs served less than the SLA target of the time their owner wanted them (a rejected
+    /// request is a violation too).
+    pub sla_violations: u64,
     /// Spot interruption notices.
     pub interruptions: u64,
     /// Failovers.
@@ -47,6 +51,7 @@ pub fn run_all(
     seeds: std::ops::Range<u64>,
     policies: &[(String, PolicyConfig)],
     penalties: Penalties,
+    sla: f64,
 ) -> Result<Vec<RunFigures>> {
     let mut out = Vec::new();
     for (name, s) in scenarios {
@@ -73,6 +78,7 @@ pub fn run_all(
                     availability: sm.availability,
                     requests: sm.requests_total,
                     rejected: sm.requests_rejected,
+                    sla_violations: sla_violations(&res.vms, sla),
                     interruptions: sm.spot_interruptions,
                     failovers: sm.failovers,
                     decisions: by_decision.len() as u64,
@@ -85,6 +91,12 @@ pub fn run_all(
     Ok(out)
 }
 
+/// VMs whose served time is under `sla` × the time their owner wanted them (`requested_s` 0,
+/// a VM not wanted within the run, is never a violation).
+pub fn sla_violations(vms: &[sim::results::VmRecord], sla: f64) -> u64 {
+    vms.iter().filter(|v| v.requested_s > 0.0 && v.served_s < sla * v.requested_s).count() as u64
+}
+
 /// A Markdown table of the means over seeds, per scenario and policy, in the order given.
 pub fn table(runs: &[RunFigures]) -> String {
     let mut keys: Vec<(String, String)> = Vec::new();
@@ -95,7 +107,7 @@ pub fn table(runs: &[RunFigures]) -> String {
         }
     }
     let mut s = String::from(
-        "| scenario | policy | seeds | cost $ | availability % | rejected | interruptions | failovers | regret $/decision |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | policy | seeds | cost $ | availability % | rejected | SLA violations | interruptions | failovers | regret $/decision |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (sc, p) in keys {
         let g: Vec<&RunFigures> = runs.iter().filter(|r| r.scenario == sc && r.policy == p).collect();
@@ -104,13 +116,14 @@ pub fn table(runs: &[RunFigures]) -> String {
         let decisions: u64 = g.iter().map(|r| r.decisions).sum();
         let regret: f64 = g.iter().map(|r| r.regret_usd).sum();
         s.push_str(&format!(
-            "| {} | {} | {} | {:.2} | {:.3} | {:.1} | {:.1} | {:.1} | {:.4} |\n",
+            "| {} | {} | {} | {:.2} | {:.3} | {:.1} | {:.1} | {:.1} | {:.1} | {:.4} |\n",
             sc,
             p,
             g.len(),
             mean(&|r| r.total_cost_usd),
             100.0 * mean(&|r| r.availability),
             mean(&|r| r.rejected as f64),
+            mean(&|r| r.sla_violations as f64),
             mean(&|r| r.interruptions as f64),
             mean(&|r| r.failovers as f64),
             regret / decisions.max(1) as f64,

@@ -161,7 +161,7 @@ enum Cmd {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
         /// Seeds.
-        #[arg(long, default_value = "100..103")]
+        #[arg(long, default_value = "100..110")]
         seeds: String,
         /// Model artifacts to run as `learned` policies (repeatable).
         #[arg(long = "model")]
@@ -175,6 +175,10 @@ enum Cmd {
         /// See `--interruption-penalty`.
         #[arg(long, default_value_t = Penalties::default().outage_usd)]
         outage_penalty: f64,
+        /// The SLA: a VM served less than this share of the time its owner wanted it (or
+        /// rejected) is an SLA violation.
+        #[arg(long, default_value_t = 0.99)]
+        sla: f64,
         /// Also write every run's figures as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -409,7 +413,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 names(&files)
             );
         }
-        Cmd::Evaluate { scenarios, seeds, models, baselines, interruption_penalty, outage_penalty, json } => {
+        Cmd::Evaluate { scenarios, seeds, models, baselines, interruption_penalty, outage_penalty, sla, json } => {
+            if !(sla.is_finite() && (0.0..=1.0).contains(&sla)) {
+                return Err(
+                    Error::Input(format!("--sla {sla}: the availability target must be in [0, 1], e.g. 0.99")).into()
+                );
+            }
             let seeds = dataset::parse_seeds(&seeds)?;
             let scen = dataset::load_scenarios(&scenarios)?;
             let mut policies = Vec::new();
@@ -422,7 +431,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 policies.push((label, PolicyConfig::Learned(engine::LearnedConfig::new(art))));
             }
             let penalties = Penalties { interruption_usd: interruption_penalty, outage_usd: outage_penalty };
-            let runs = evaluate::run_all(&scen, seeds, &policies, penalties)?;
+            let runs = evaluate::run_all(&scen, seeds, &policies, penalties, sla)?;
             print!("{}", evaluate::table(&runs));
             if let Some(path) = json {
                 let text = serde_json::to_string_pretty(&runs).context("serialising runs")?;

@@ -94,3 +94,36 @@ fn a_bad_learning_config_exits_2_naming_the_key() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown field `retrainEvery`"));
 }
+
+#[test]
+fn evaluate_counts_sla_violations_against_the_target_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = crate::common::scenario_path("burst.toml");
+    let run = |sla: &str| {
+        let json = dir.path().join(format!("runs-{sla}.json"));
+        let o = learn(&[
+            "evaluate",
+            scenario.to_str().expect("utf-8"),
+            "--seeds",
+            "100..101",
+            "--baseline",
+            "lowest-price",
+            "--sla",
+            sla,
+            "--json",
+            json.to_str().expect("utf-8"),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let table = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(table.contains("| SLA violations |"), "{table}");
+        let runs: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("json")).expect("parses");
+        runs[0]["sla_violations"].as_u64().expect("sla_violations")
+    };
+    // No VM is served less than 0 % of its time; every VM that lost any time misses 100 %.
+    let (none, usual, strict) = (run("0"), run("0.99"), run("1"));
+    assert_eq!(none, 0);
+    assert!(usual <= strict && strict > 0, "{usual} {strict}");
+    let o = learn(&["evaluate", scenario.to_str().expect("utf-8"), "--sla", "1.5"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--sla 1.5"), "{}", String::from_utf8_lossy(&o.stderr));
+}
