@@ -71,6 +71,11 @@ impl MarketData {
         }
     }
 
+    /// Forgets every federation's report (the controllers stopped).
+    pub fn forget_federations(&self) {
+        self.federation.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// Every region some federation reports down.
     pub fn federation_down(&self) -> BTreeSet<String> {
         self.federation.lock().unwrap_or_else(|e| e.into_inner()).values().flatten().cloned().collect()

@@ -35,6 +35,7 @@ use tracing::{info, warn};
 use crate::catalog::CatalogIndex;
 use crate::children::{ChildFleet, MarketData, Owner};
 use crate::clock::{Clock, rfc3339};
+use crate::crd::federatedcluster::FederatedCluster;
 use crate::crd::multicloudvm::{FINALIZER, MultiCloudVM, MultiCloudVMStatus};
 use crate::crd::virtualmachine::{OWNER_UID_LABEL, VirtualMachine};
 use crate::crd::{AISchedulingPolicy, Condition, VMTemplate, merge_conditions};
@@ -95,7 +96,7 @@ pub struct Context {
     pub acting: Arc<AtomicBool>,
     /// The AISchedulingPolicies reconciled, as the MultiCloudVM controller reads them.
     pub policies: crate::policy_controller::Registry,
-    recorder: Recorder,
+    pub(crate) recorder: Recorder,
     log: Option<crate::decision_log::DecisionLog>,
     catalog: OnceCell<Arc<CatalogIndex>>,
     trackers: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<Tracker>>>>,
@@ -182,10 +183,13 @@ impl Context {
         self.trackers.lock().unwrap_or_else(|e| e.into_inner()).contains_key(uid)
     }
 
-    /// Forgets every tracker and every policy, as a restarted operator would.
+    /// Forgets every tracker, every policy and the regions federations report down, as a
+    /// restarted operator would (the next term's FederatedCluster reconciles report them again
+    /// from their status).
     pub fn forget_all(&self) {
         self.trackers.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.policies.clear();
+        self.market.forget_federations();
         self.metrics.engines.set(0);
     }
 
@@ -619,7 +623,11 @@ async fn run_controllers(ctx: Arc<Context>, stop: tokio::sync::watch::Receiver<b
         Controller::new(Api::<AISchedulingPolicy>::all(client.clone()), watcher::Config::default().any_semantic())
             .graceful_shutdown_on(until())
             .run(crate::policy_controller::reconcile, crate::policy_controller::error_policy, ctx.clone());
-    tokio::join!(drain(mcvm), drain(vms), drain(policies));
+    let federations =
+        Controller::new(Api::<FederatedCluster>::all(client.clone()), watcher::Config::default().any_semantic())
+            .graceful_shutdown_on(until())
+            .run(crate::federation_controller::reconcile, crate::federation_controller::error_policy, ctx.clone());
+    tokio::join!(drain(mcvm), drain(vms), drain(policies), drain(federations));
 }
 
 /// Runs the controllers until a signal stops them, without leader election (one replica only).

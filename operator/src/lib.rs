@@ -12,8 +12,10 @@
 //! deletes cloud instances. VMTemplate sizes a MultiCloudVM's replicas. The AISchedulingPolicy
 //! controller ([`policy_controller`]) loads a learned model artifact (from a ConfigMap or a
 //! mounted file) with the engine's own loader and registers it; a MultiCloudVM annotated
-//! `novacron.io/scheduling-policy: <name>` places with it. VMCluster, FederatedCluster and
-//! CacheIntegration have their schemas and no controller yet.
+//! `novacron.io/scheduling-policy: <name>` places with it. The FederatedCluster controller
+//! ([`federation_controller`]) checks each member cluster's API on a heartbeat; the regions of
+//! members that stop answering are down for every deployment's engine, which fails over by its
+//! own decision. VMCluster and CacheIntegration have their schemas and no controller yet.
 //!
 //! [`translate`] is the one place where a Kubernetes spec becomes an engine type: a MultiCloudVM
 //! spec becomes the engine's `DeploymentSpec` key for key as the simulator builds it from the
@@ -45,6 +47,7 @@ pub mod clock;
 pub mod controller;
 pub mod crd;
 pub mod decision_log;
+pub mod federation_controller;
 pub mod http;
 pub mod leader;
 pub mod metrics;

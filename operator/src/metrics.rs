@@ -140,6 +140,24 @@ pub struct ModelFailureLabels {
     pub reason: String,
 }
 
+/// Labels of a FederatedCluster's members by health.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FederationHealthLabels {
+    /// The FederatedCluster, `namespace/name`.
+    pub federation: String,
+    /// `healthy` or `unhealthy` (missed `failureThreshold` heartbeats, or cannot be checked).
+    pub health: String,
+}
+
+/// Labels of one member of a FederatedCluster.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FederationMemberLabels {
+    /// The FederatedCluster, `namespace/name`.
+    pub federation: String,
+    /// The member's name.
+    pub member: String,
+}
+
 /// Every [`CacheErrorLabels::op`].
 pub const CACHE_ERROR_OPS: [&str; 5] = ["get", "set", "delete", "info", "decode"];
 
@@ -235,6 +253,10 @@ pub struct Metrics {
     pub model_accuracy_threshold: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
     /// Model loads that failed or found no artifact, by policy and reason (one per reconcile).
     pub model_load_failures: Family<ModelFailureLabels, Counter>,
+    /// FederatedCluster members by health.
+    pub federation_members: Family<FederationHealthLabels, Gauge>,
+    /// Member heartbeats missed (no answer in time, refused, or an error answer).
+    pub federation_heartbeat_failures: Family<FederationMemberLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -277,6 +299,8 @@ impl Default for Metrics {
             model_accuracy: Family::default(),
             model_accuracy_threshold: Family::default(),
             model_load_failures: Family::default(),
+            federation_members: Family::default(),
+            federation_heartbeat_failures: Family::default(),
         }
     }
 }
@@ -357,6 +381,12 @@ impl Metrics {
             "model_load_failures",
             "AISchedulingPolicy model loads that failed, by policy and reason",
             self.model_load_failures.clone(),
+        );
+        r.register("federation_members", "FederatedCluster members by health", self.federation_members.clone());
+        r.register(
+            "federation_heartbeat_failures",
+            "FederatedCluster member heartbeats missed",
+            self.federation_heartbeat_failures.clone(),
         );
         self.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
         // Counters that alerts take rates of start at 0 rather than appear at their first event.

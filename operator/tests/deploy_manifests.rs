@@ -3,7 +3,9 @@
 //! - **RBAC**: the operator's controller runs against a mocked API server (kube's
 //!   `tower_test::mock::pair`) through every path that calls Kubernetes: `run()` (list, watch), a
 //!   new object (finalizer), a VMTemplate lookup and status write, two failovers (an Event, then
-//!   the same Event again, which kube's recorder patches), a refused spec, an error, a deletion.
+//!   the same Event again, which kube's recorder patches), a refused spec, an error, a deletion,
+//!   and a FederatedCluster (finalizer, its member's kubeconfig Secret, status, an unhealthy
+//!   member's Event, deletion).
 //!   Each request is turned into the (API group, resource, verb) the API server would authorize,
 //!   and the ClusterRole in `deploy/rbac/` (and the chart's) must grant exactly that set. A scan of
 //!   `operator/src` fails when the code starts to use another kind, a Lease or another watch, so
@@ -361,7 +363,11 @@ async fn run_scenario() -> Scenario {
             v == verb && r == resource
         })
     };
-    while !(seen("watch", "multicloudvms") && seen("watch", "aischedulingpolicies") && seen("update", "leases")) {
+    while !(seen("watch", "multicloudvms")
+        && seen("watch", "aischedulingpolicies")
+        && seen("watch", "federatedclusters")
+        && seen("update", "leases"))
+    {
         assert!(started.elapsed() < Duration::from_secs(10), "run_elected() never led, watched and renewed");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -465,6 +471,75 @@ async fn run_scenario() -> Scenario {
     assert_eq!(waits.metric_label(), "children-remain");
     reconcile("web").await.expect("web cleaned up");
     assert!(store.lock().expect("store").get("/apis/novacron.io/v1", "multicloudvms", "default", "web").is_none());
+
+    // A FederatedCluster: the finalizer, the member's kubeconfig Secret read, its status written;
+    // the member stops answering (an Event), then the object is deleted (the finalizer goes).
+    let failing = Arc::new(AtomicBool::new(false));
+    let member = {
+        let failing = failing.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let app = axum::Router::new().route(
+            "/readyz",
+            axum::routing::get(move || {
+                let down = failing.load(std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    if down { (http::StatusCode::INTERNAL_SERVER_ERROR, "etcd") } else { (http::StatusCode::OK, "ok") }
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        port
+    };
+    let mut fc = one("deploy/examples/federatedcluster.yaml", "FederatedCluster");
+    fc["metadata"]["namespace"] = json!("default");
+    fc["metadata"]["uid"] = json!("uid-global");
+    fc["metadata"]["generation"] = json!(1);
+    fc["spec"]["members"][0]["endpoint"] = json!(format!("http://127.0.0.1:{member}"));
+    fc["spec"]["members"][1]["endpoint"] = json!(format!("http://127.0.0.1:{member}"));
+    fc["spec"]["federation"]["failureThreshold"] = json!(1);
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: m\n  cluster:\n    server: http://127.0.0.1:{member}\n\
+         contexts:\n- name: m\n  context:\n    cluster: m\n    user: m\ncurrent-context: m\n\
+         users:\n- name: m\n  user:\n    token: member-token\n"
+    );
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: fc["spec"]["members"][0]["credentialsSecret"].as_str().map(str::to_owned),
+            namespace: Some("default".into()),
+            ..Default::default()
+        },
+        data: Some([("kubeconfig".to_owned(), k8s_openapi::ByteString(kubeconfig.into_bytes()))].into()),
+        ..Default::default()
+    };
+    store.lock().expect("store").put("/api/v1", "secrets", &serde_json::to_value(&secret).expect("json"));
+    store.lock().expect("store").put("/apis/novacron.io/v1", "federatedclusters", &fc);
+    let stored_fc = || -> crd::FederatedCluster {
+        let v = store.lock().expect("store").get("/apis/novacron.io/v1", "federatedclusters", "default", "global");
+        serde_json::from_value(v.expect("stored")).expect("a FederatedCluster")
+    };
+    let fed = |o: crd::FederatedCluster| operator::federation_controller::reconcile(Arc::new(o), ctx.clone());
+    fed(stored_fc()).await.expect("finalizer added");
+    fed(stored_fc()).await.expect("members checked");
+    assert_eq!(stored_fc().status.expect("a status").active_members, 2);
+    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(SimDuration::from_secs(30));
+    fed(stored_fc()).await.expect("members checked again");
+    assert_eq!(stored_fc().status.expect("a status").active_members, 0);
+    // Another one, deleted: its finalizer goes (global stays, so its series are in /metrics).
+    let mut gone = stored_fc();
+    gone.metadata.name = Some("old".into());
+    gone.metadata.uid = Some("uid-old".into());
+    gone.meta_mut().deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-11-30T01:00:00Z".parse().expect("a timestamp"),
+    ));
+    store.lock().expect("store").put(
+        "/apis/novacron.io/v1",
+        "federatedclusters",
+        &serde_json::to_value(&gone).expect("json"),
+    );
+    fed(gone).await.expect("federation cleaned up");
+    assert!(store.lock().expect("store").get("/apis/novacron.io/v1", "federatedclusters", "default", "old").is_none());
 
     server.abort();
     let calls = calls();
@@ -1094,9 +1169,18 @@ fn rbac_grants_exactly_what_the_controller_calls() {
     let (kinds, new_calls) = source_scan();
     assert_eq!(
         kinds,
-        ["AISchedulingPolicy", "ConfigMap", "Lease", "MultiCloudVM", "VMTemplate", "VirtualMachine"]
-            .map(str::to_owned)
-            .into(),
+        [
+            "AISchedulingPolicy",
+            "ConfigMap",
+            "FederatedCluster",
+            "Lease",
+            "MultiCloudVM",
+            "Secret",
+            "VMTemplate",
+            "VirtualMachine",
+        ]
+        .map(str::to_owned)
+        .into(),
         "operator/src calls the API for other kinds: drive those calls in run_scenario() and update deploy/rbac/"
     );
     assert!(
@@ -1136,6 +1220,11 @@ fn rbac_grants_exactly_what_the_controller_calls() {
         ("novacron.io", "aischedulingpolicies", "patch"),
         ("novacron.io", "aischedulingpolicies/status", "patch"),
         ("", "configmaps", "get"),
+        ("novacron.io", "federatedclusters", "list"),
+        ("novacron.io", "federatedclusters", "watch"),
+        ("novacron.io", "federatedclusters", "patch"),
+        ("novacron.io", "federatedclusters/status", "patch"),
+        ("", "secrets", "get"),
         ("events.k8s.io", "events", "create"),
         ("events.k8s.io", "events", "patch"),
     ]);
@@ -2130,12 +2219,14 @@ fn alerts_pass_promtool_and_name_only_exported_metrics() {
     let binary = exported_samples(&s.metrics);
     assert!(binary.is_subset(&exported), "{binary:?}");
     // The binary reconciled two objects but published no Event (no failover happened there), and
-    // had no AISchedulingPolicy (a family without a series is not served).
+    // had no AISchedulingPolicy or FederatedCluster (a family without a series is not served).
     let unseen: Vec<&String> = exported.difference(&binary).collect();
     assert_eq!(
         unseen,
         [
             "novacron_events_published_total",
+            "novacron_federation_heartbeat_failures_total",
+            "novacron_federation_members",
             "novacron_model_accuracy",
             "novacron_model_accuracy_threshold",
             "novacron_model_load_failures_total"

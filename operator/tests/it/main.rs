@@ -11,6 +11,7 @@ mod crds;
 mod decision_log;
 mod e2e_script;
 mod equivalence;
+mod federation;
 mod gcp;
 mod http;
 mod leader;
