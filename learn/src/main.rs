@@ -175,8 +175,8 @@ enum Cmd {
         /// See `--interruption-penalty`.
         #[arg(long, default_value_t = Penalties::default().outage_usd)]
         outage_penalty: f64,
-        /// The SLA: a VM served less than this share of the time its owner wanted it (or
-        /// rejected) is an SLA violation.
+        /// The SLA: a VM served less than this share of the time its owner wanted it after its
+        /// first boot (or never running) is an SLA violation.
         #[arg(long, default_value_t = 0.99)]
         sla: f64,
         /// Also write every run's figures as JSON here.
