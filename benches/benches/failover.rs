@@ -71,6 +71,7 @@ fn steady() -> (Engine, SimTime) {
         spot: SpotRecovery::default(),
         migration: None,
         disaster_recovery: None,
+        rollout: None,
     };
     let mut out = Vec::new();
     engine.handle(SimTime::ZERO, Event::DeploymentApplied { spec: Box::new(spec) }, &mut out);

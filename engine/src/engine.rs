@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::cost::CostModel;
-use crate::deploy::{self, Deployment, DeploymentSpec, MoveReason, Observation, Slot};
+use crate::deploy::{self, Deployment, DeploymentSpec, MoveReason, Observation, Replace, ReplicaView, Slot};
 use crate::dr::BackupKind;
 use crate::migration::{self, MigrationKind, MigrationPlan, MigrationPolicy};
 use crate::model::{
@@ -193,6 +193,8 @@ pub enum ProvisionReason {
     Replacement,
     /// A deployment's strategy moved the VM to another location (failover, burst, cost).
     Relocation,
+    /// A rollout replaces the VM's instance, placed for an earlier template of its deployment.
+    Update,
 }
 
 /// What the engine asks the caller to do.
@@ -401,6 +403,8 @@ struct InstanceEntry {
     vm: VmId,
     charge: Charge,
     running: bool,
+    /// The revision of its deployment's template it was placed for (0 outside deployments).
+    revision: u32,
 }
 
 /// The policy engine.
@@ -612,6 +616,21 @@ impl Engine {
             Some(d) => {
                 d.triggers = vec![deploy::TriggerState::default(); spec.triggers.len()];
                 d.demand = d.demand.max(spec.replicas);
+                if d.spec.template != spec.template {
+                    // A new template: placements from now on use it; the rollout, if the spec
+                    // has one, replaces the replicas placed for the old one.
+                    d.revision += 1;
+                    for slot in &d.slots {
+                        if let Some(e) = self.vms.get_mut(&slot.vm) {
+                            let mut r = spec.template.clone();
+                            r.id = e.request.id;
+                            r.group = e.request.group;
+                            r.regions = std::mem::take(&mut e.request.regions);
+                            r.spot_allowed = e.request.spot_allowed && spec.template.spot_allowed;
+                            e.request = r;
+                        }
+                    }
+                }
                 d.spec = spec;
             }
             None => {
@@ -784,6 +803,69 @@ impl Engine {
                 }
             }
         }
+        self.roll_out(id, now, out);
+    }
+
+    /// Replaces the replicas of a deployment placed for an earlier template, as far as its
+    /// rollout allows now (see [`deploy::Rollout`]).
+    fn roll_out(&mut self, id: GroupId, now: SimTime, out: &mut Vec<Action>) {
+        let Some(d) = self.deployments.get(&id) else { return };
+        let Some(rollout) = d.spec.rollout else { return };
+        let revision = d.revision;
+        let vms: Vec<VmId> = d.slots.iter().map(|s| s.vm).collect();
+        let views: Vec<ReplicaView> = vms.iter().map(|vm| self.replica_view(*vm, revision)).collect();
+        if !views.iter().any(|v| v.outdated) {
+            return;
+        }
+        for (i, how) in rollout.plan(&views) {
+            let vm = vms[i];
+            match how {
+                Replace::Surge => {
+                    self.place_replacement(vm, now, ProvisionReason::Update, out);
+                }
+                Replace::Recreate => {
+                    let Some(e) = self.vms.get_mut(&vm) else { continue };
+                    let old = e.active.take();
+                    e.moving = None;
+                    e.lost = false;
+                    e.state = VmState::Pending;
+                    if let Some(old) = old {
+                        self.end_instance(old, now);
+                        out.push(Action::Terminate { instance: old, vm });
+                    }
+                    self.place(vm, now, ProvisionReason::Update, out);
+                }
+            }
+        }
+    }
+
+    /// A replica as a rollout sees it: outdated if its instance was placed for an earlier
+    /// revision; serving if that instance runs at a healthy location; replacing if a replacement
+    /// or a move is under way.
+    fn replica_view(&self, vm: VmId, revision: u32) -> ReplicaView {
+        let Some(e) = self.vms.get(&vm) else { return ReplicaView::default() };
+        let active = e.active.and_then(|i| self.instances.get(&i));
+        ReplicaView {
+            outdated: active.is_some_and(|i| i.revision != revision),
+            serving: e.state == VmState::Running
+                && active.is_some_and(|i| {
+                    let offer = &self.snapshot.catalog.offers[i.charge.offer.idx()];
+                    i.running && self.snapshot.location_healthy(offer.region, offer.zone)
+                }),
+            replacing: e.replacement.is_some() || e.moving.is_some(),
+        }
+    }
+
+    /// Replicas of a deployment whose instance was placed for its current template.
+    pub fn updated_replicas(&self, id: GroupId) -> u32 {
+        let Some(d) = self.deployments.get(&id) else { return 0 };
+        d.slots
+            .iter()
+            .filter(|s| {
+                let e = self.vms.get(&s.vm);
+                e.and_then(|e| e.active).and_then(|i| self.instances.get(&i)).is_some_and(|i| i.revision == d.revision)
+            })
+            .count() as u32
     }
 
     /// Moves one replica to `loc` (and the market its spot flag allows) if it is not there.
@@ -1135,6 +1217,15 @@ impl Engine {
     }
 
     fn on_running(&mut self, instance: InstanceId, now: SimTime, out: &mut Vec<Action>) {
+        let deployment = self.instances.get(&instance).and_then(|i| self.vms.get(&i.vm)).and_then(|e| e.deployment);
+        self.instance_up(instance, now, out);
+        // A replica that came up may let a rollout go on.
+        if let Some(id) = deployment {
+            self.roll_out(id, now, out);
+        }
+    }
+
+    fn instance_up(&mut self, instance: InstanceId, now: SimTime, out: &mut Vec<Action>) {
         let Some(inst) = self.instances.get_mut(&instance) else { return };
         inst.running = true;
         let (vm, inst_offer) = (inst.vm, inst.charge.offer);
@@ -1308,7 +1399,8 @@ impl Engine {
         self.next_instance += 1;
         let charge = self.snapshot.allocate(&entry.request, candidate, now);
         entry.attempts += 1;
-        self.instances.insert(instance, InstanceEntry { vm, charge, running: false });
+        let revision = entry.deployment.and_then(|d| self.deployments.get(&d)).map_or(0, |d| d.revision);
+        self.instances.insert(instance, InstanceEntry { vm, charge, running: false, revision });
         let placement = Placement {
             offer: candidate.offer,
             market: candidate.market,

@@ -25,6 +25,13 @@
 //! Ties are broken by catalog order; internal maps use a fixed hasher and are never iterated where
 //! order could leak into a decision.
 //!
+//! ## Rollouts and autoscaling
+//! A deployment with a [`Rollout`] replaces the replicas placed for an earlier template when its
+//! template changes, a few at a time (`RollingUpdate`, bounded by a surge and an unavailability)
+//! or all at once (`Recreate`). [`autoscale`] decides replica counts from CPU utilisation as
+//! Kubernetes' HorizontalPodAutoscaler does (tolerance, scale-down stabilisation), with `now`
+//! passed in.
+//!
 //! ## Caching
 //! [`cache`] holds the policy of the two-level cache (in-process L1, shared Redis L2) in front of
 //! cloud API calls: TTLs by key pattern, lazy or eager refresh, the write strategies
@@ -32,6 +39,7 @@
 //! warming plans, LRU/LFU/FIFO eviction and memory thresholds — each a pure decision of the key,
 //! the stored entries' metadata and `now`. The simulator measures it; the operator runs it.
 
+pub mod autoscale;
 pub mod cache;
 pub mod cost;
 pub mod deploy;
@@ -45,9 +53,10 @@ pub mod prices;
 pub mod snapshot;
 pub mod time;
 
+pub use autoscale::{AutoscalePolicy, Autoscaler};
 pub use cache::{CacheConfig, CachePolicy, EntryMeta, ReadDecision, WriteDecision};
 pub use cost::{Billing, Commitment, CostModel, EgressPrices};
-pub use deploy::{Deployment, DeploymentSpec, MoveReason, Strategy};
+pub use deploy::{Deployment, DeploymentSpec, MoveReason, Rollout, Strategy};
 pub use engine::{Action, Bill, Engine, EngineConfig, Event, FailureCause, ProvisionReason};
 pub use hosts::HostPool;
 pub use model::{

@@ -15,8 +15,9 @@
 //! the cloud made) before it goes. Create is idempotent: the child's name is derived from the
 //! request token (`<owner>-<slot>-<n>`), and a name that exists already answers with that child.
 //!
-//! The market the engine also reads — region health and prices — is [`MarketData`]: read-only
-//! queries of the provider, plus the regions that FederatedCluster members report down.
+//! The market the engine also reads — region health and prices, and for autoscaling the CPU
+//! utilisation of running instances — is [`MarketData`]: read-only queries of the provider, plus
+//! the regions that FederatedCluster members report down.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -59,6 +60,21 @@ impl MarketData {
     /// Current prices.
     pub async fn prices(&self) -> Result<Vec<PriceQuote>> {
         Ok(self.cloud.prices().await?)
+    }
+
+    /// Mean CPU utilisation (percent) of these cloud instances as the provider's monitoring
+    /// reports it, over those it has a datapoint for; `None` if none has. A failed query counts
+    /// as no datapoint (the provider metrics count the error).
+    pub async fn mean_cpu(&self, instance_ids: &[String]) -> Option<f64> {
+        let mut seen = Vec::new();
+        for id in instance_ids {
+            if let Ok(m) = self.cloud.metrics(id).await
+                && let Some(c) = m.cpu_percent.filter(|c| c.is_finite() && *c >= 0.0)
+            {
+                seen.push(c);
+            }
+        }
+        (!seen.is_empty()).then(|| seen.iter().sum::<f64>() / seen.len() as f64)
     }
 
     /// Records the regions of `federation`'s unhealthy members (replacing what it said before).

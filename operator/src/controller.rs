@@ -38,6 +38,7 @@ use crate::clock::{Clock, rfc3339};
 use crate::crd::federatedcluster::FederatedCluster;
 use crate::crd::multicloudvm::{FINALIZER, MultiCloudVM, MultiCloudVMStatus};
 use crate::crd::virtualmachine::{OWNER_UID_LABEL, VirtualMachine};
+use crate::crd::vmcluster::VMCluster;
 use crate::crd::{AISchedulingPolicy, Condition, VMTemplate, merge_conditions};
 use crate::metrics::{ControllerLabels, DecisionLabels, DeploymentLabels, Metrics, PolicyDecisionLabels, VmLabels};
 use crate::policy_controller::Choice;
@@ -392,7 +393,7 @@ async fn apply(obj: Arc<MultiCloudVM>, ctx: &Context) -> Result<Action> {
     let api: Api<MultiCloudVM> = Api::namespaced(ctx.client.clone(), &ns);
     let patch = serde_json::json!({ "apiVersion": "novacron.io/v1", "kind": "MultiCloudVM", "status": status });
     api.patch_status(&name, &PatchParams::apply(&ctx.config.field_manager).force(), &Patch::Apply(&patch)).await?;
-    publish(ctx, &obj, notices).await;
+    publish(ctx, obj.as_ref(), notices).await;
     Ok(Action::requeue(requeue))
 }
 
@@ -437,7 +438,7 @@ fn policy_notice(obj: &MultiCloudVM, c: &Condition) -> Option<Notice> {
 
 /// Kubernetes Events for the notable decisions (failovers, migrations, restores, refusals). A
 /// failure to publish is logged, never fails the reconcile.
-async fn publish(ctx: &Context, obj: &MultiCloudVM, notices: Vec<Notice>) {
+pub(crate) async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K, notices: Vec<Notice>) {
     let reference = obj.object_ref(&());
     for n in notices {
         let event = KubeEvent {
@@ -627,7 +628,11 @@ async fn run_controllers(ctx: Arc<Context>, stop: tokio::sync::watch::Receiver<b
         Controller::new(Api::<FederatedCluster>::all(client.clone()), watcher::Config::default().any_semantic())
             .graceful_shutdown_on(until())
             .run(crate::federation_controller::reconcile, crate::federation_controller::error_policy, ctx.clone());
-    tokio::join!(drain(mcvm), drain(vms), drain(policies), drain(federations));
+    let vmclusters = Controller::new(Api::<VMCluster>::all(client.clone()), watcher::Config::default().any_semantic())
+        .owns(children(), owned())
+        .graceful_shutdown_on(until())
+        .run(crate::vmcluster_controller::reconcile, crate::vmcluster_controller::error_policy, ctx.clone());
+    tokio::join!(drain(mcvm), drain(vms), drain(policies), drain(federations), drain(vmclusters));
 }
 
 /// Runs the controllers until a signal stops them, without leader election (one replica only).

@@ -9,13 +9,15 @@
 //! `deploy/crds/`). Controllers are layered as Deployment → ReplicaSet → Pod: a `MultiCloudVM`
 //! ([`controller`]) owns `VirtualMachine` children ([`children`]), one per engine instance, and
 //! the VirtualMachine controller ([`vm_controller`]) is the only code that creates, observes and
-//! deletes cloud instances. VMTemplate sizes a MultiCloudVM's replicas. The AISchedulingPolicy
+//! deletes cloud instances. A `VMCluster` ([`vmcluster_controller`]) owns VirtualMachines the
+//! same way: identical replicas, rolled out on a template change and autoscaled on CPU by the
+//! engine's decisions. VMTemplate sizes the replicas of both. The AISchedulingPolicy
 //! controller ([`policy_controller`]) loads a learned model artifact (from a ConfigMap or a
 //! mounted file) with the engine's own loader and registers it; a MultiCloudVM annotated
 //! `novacron.io/scheduling-policy: <name>` places with it. The FederatedCluster controller
 //! ([`federation_controller`]) checks each member cluster's API on a heartbeat; the regions of
 //! members that stop answering are down for every deployment's engine, which fails over by its
-//! own decision. VMCluster and CacheIntegration have their schemas and no controller yet.
+//! own decision. CacheIntegration has its schema and no controller yet.
 //!
 //! [`translate`] is the one place where a Kubernetes spec becomes an engine type: a MultiCloudVM
 //! spec becomes the engine's `DeploymentSpec` key for key as the simulator builds it from the
@@ -32,7 +34,7 @@
 //!
 //! ## Safety
 //! A finalizer keeps every VirtualMachine until its cloud instance is deleted, and every
-//! MultiCloudVM until its children are gone. Cloud creates are idempotent on the VirtualMachine's
+//! MultiCloudVM and VMCluster until its children are gone. Cloud creates are idempotent on the VirtualMachine's
 //! UID as client token, and an operator that restarts adopts the children it finds rather than
 //! creating new ones (see [`tracker`]).
 //!
@@ -57,6 +59,7 @@ pub mod runtime;
 pub mod tracker;
 pub mod translate;
 pub mod vm_controller;
+pub mod vmcluster_controller;
 
 /// Errors of the operator.
 #[derive(Debug, thiserror::Error)]

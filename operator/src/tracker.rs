@@ -178,6 +178,7 @@ pub struct Tracker {
     notices: Vec<Notice>,
     cost: engine::CostModel,
     start_logged: bool,
+    autoscaler: engine::Autoscaler,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -223,12 +224,18 @@ impl Tracker {
             notices: Vec::new(),
             cost,
             start_logged: false,
+            autoscaler: engine::Autoscaler::new(),
         })
     }
 
     /// The engine (read-only).
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The autoscaler's recent recommendations (a VMCluster's), kept with its engine.
+    pub fn autoscaler(&mut self) -> &mut engine::Autoscaler {
+        &mut self.autoscaler
     }
 
     /// The spec last applied.

@@ -20,12 +20,13 @@ use engine::deploy::{
 };
 use engine::dr::{BackupPolicy, Schedule};
 use engine::migration::{self, MigrationKind, MigrationPolicy as EngineMigrationPolicy};
-use engine::{DeploymentSpec, GroupId, RegionId, Resources, SimDuration, VmId, VmRequest};
+use engine::{AutoscalePolicy, DeploymentSpec, GroupId, RegionId, Resources, Rollout, SimDuration, VmId, VmRequest};
 
 use crate::catalog::gib_to_mib;
 use crate::crd::multicloudvm::{DisasterRecovery, MigrationPolicy, MultiCloudVMSpec, Trigger};
+use crate::crd::vmcluster::VMClusterSpec;
 use crate::crd::vmtemplate::VMTemplateSpec;
-use crate::crd::{NumOrStr, RequestLimit};
+use crate::crd::{NumOrStr, ObjectRef, RequestLimit};
 
 /// One thing wrong with a spec: the field (`spec.deploymentStrategy.primary`) and what is allowed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,36 +164,7 @@ impl Translator<'_> {
                 if inline {
                     self.bad("spec.vmTemplate", "give a vmTemplate or vcpu/memoryGib/gpu, not both");
                 }
-                let r = &t.config.resources;
-                let key = "vmTemplate: spec.config.resources";
-                let vcpu = match quantity_of(r.cpu.as_ref()) {
-                    None => DEFAULT_VCPU,
-                    Some(Ok(c)) if c > 0.0 && c <= 1.0e6 => c.ceil() as u32,
-                    Some(_) => {
-                        self.bad(&format!("{key}.cpu"), "must be a CPU quantity such as \"2\" or \"1500m\", above 0");
-                        DEFAULT_VCPU
-                    }
-                };
-                let memory_gib = match quantity_of(r.memory.as_ref()) {
-                    None => DEFAULT_MEMORY_GIB,
-                    Some(Ok(b)) if b > 0.0 && b / GIB <= 1.0e6 => b / GIB,
-                    Some(_) => {
-                        self.bad(
-                            &format!("{key}.memory"),
-                            "must be a memory quantity such as \"4Gi\" or \"4096Mi\", above 0",
-                        );
-                        DEFAULT_MEMORY_GIB
-                    }
-                };
-                let gpu = match quantity_of(r.gpu.as_ref()) {
-                    None => 0,
-                    Some(Ok(g)) if (0.0..=1024.0).contains(&g) && g.fract() == 0.0 => g as u32,
-                    Some(_) => {
-                        self.bad(&format!("{key}.gpu"), "must be a whole number of GPUs");
-                        0
-                    }
-                };
-                (vcpu, memory_gib, gpu)
+                self.template_resources("vmTemplate: spec.config.resources", t)
             }
             None => {
                 let vcpu = spec.vcpu.unwrap_or(DEFAULT_VCPU);
@@ -202,6 +174,36 @@ impl Translator<'_> {
                 (vcpu, spec.memory_gib.unwrap_or(DEFAULT_MEMORY_GIB), spec.gpu.unwrap_or(0))
             }
         }
+    }
+
+    /// A VMTemplate's vCPUs, memory (GiB) and GPUs; problems are reported under `key`.
+    fn template_resources(&mut self, key: &str, t: &VMTemplateSpec) -> (u32, f64, u32) {
+        let r = &t.config.resources;
+        let vcpu = match quantity_of(r.cpu.as_ref()) {
+            None => DEFAULT_VCPU,
+            Some(Ok(c)) if c > 0.0 && c <= 1.0e6 => c.ceil() as u32,
+            Some(_) => {
+                self.bad(&format!("{key}.cpu"), "must be a CPU quantity such as \"2\" or \"1500m\", above 0");
+                DEFAULT_VCPU
+            }
+        };
+        let memory_gib = match quantity_of(r.memory.as_ref()) {
+            None => DEFAULT_MEMORY_GIB,
+            Some(Ok(b)) if b > 0.0 && b / GIB <= 1.0e6 => b / GIB,
+            Some(_) => {
+                self.bad(&format!("{key}.memory"), "must be a memory quantity such as \"4Gi\" or \"4096Mi\", above 0");
+                DEFAULT_MEMORY_GIB
+            }
+        };
+        let gpu = match quantity_of(r.gpu.as_ref()) {
+            None => 0,
+            Some(Ok(g)) if (0.0..=1024.0).contains(&g) && g.fract() == 0.0 => g as u32,
+            Some(_) => {
+                self.bad(&format!("{key}.gpu"), "must be a whole number of GPUs");
+                0
+            }
+        };
+        (vcpu, memory_gib, gpu)
     }
 
     fn deployment(
@@ -387,6 +389,7 @@ impl Translator<'_> {
             spot,
             migration,
             disaster_recovery,
+            rollout: None,
         };
         if let Err(m) = out.validate(region_count) {
             self.bad("spec", m);
@@ -623,6 +626,214 @@ impl Translator<'_> {
             rpo_target: rpo?,
             rto_target: rto?,
         })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// VMCluster
+
+/// What a VMCluster's `spec.template` names.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClusterTemplate {
+    /// A VMTemplate to read (`{name, namespace}`, or just its name as a string).
+    Named(ObjectRef),
+    /// A VMTemplate spec written inline (`{config: ...}`, or `{spec: {config: ...}}`).
+    Inline(Box<VMTemplateSpec>),
+    /// No template: replicas of the default size (2 vCPU, 4 GiB).
+    Default,
+}
+
+/// Reads a VMCluster's `spec.template`.
+pub fn cluster_template(spec: &VMClusterSpec) -> Result<ClusterTemplate, Problem> {
+    let bad = |message: String| Problem { field: "spec.template".into(), message };
+    let shapes = "a VMTemplate reference {name, namespace} or an inline VMTemplate spec {config: {resources: ...}}";
+    let Some(v) = spec.template.as_ref().map(|t| &t.0) else { return Ok(ClusterTemplate::Default) };
+    match v {
+        serde_json::Value::Null => Ok(ClusterTemplate::Default),
+        serde_json::Value::String(name) if !name.is_empty() => {
+            Ok(ClusterTemplate::Named(ObjectRef { name: name.clone(), namespace: None }))
+        }
+        serde_json::Value::Object(o) => {
+            let inline = o.get("spec").filter(|s| s.get("config").is_some()).or(o.get("config").map(|_| v));
+            match (inline, o.get("name")) {
+                (Some(_), Some(_)) => Err(bad(format!("give {shapes}, not both"))),
+                (Some(t), None) => serde_json::from_value::<VMTemplateSpec>(t.clone())
+                    .map(|t| ClusterTemplate::Inline(Box::new(t)))
+                    .map_err(|e| bad(format!("is not a VMTemplate spec: {e}"))),
+                (None, Some(_)) => serde_json::from_value::<ObjectRef>(v.clone())
+                    .map(ClusterTemplate::Named)
+                    .map_err(|e| bad(format!("is not a reference {{name, namespace}}: {e}"))),
+                (None, None) => Err(bad(format!("must be {shapes}"))),
+            }
+        }
+        _ => Err(bad(format!("must be {shapes}"))),
+    }
+}
+
+/// The HorizontalPodAutoscaler's default target, percent.
+pub const DEFAULT_TARGET_CPU_PERCENT: f64 = 80.0;
+
+/// A VMCluster's `autoScaling` as the engine's [`AutoscalePolicy`]; `None` when it has none or
+/// `enabled: false` (when the block is given without `enabled`, it is on). `maxReplicas` is
+/// required; `minReplicas` defaults to 1 and `targetCpuUtilization` to 80 (percent, written
+/// `70` or `"70%"`). `metrics` is kept as written and not read: CPU is the metric scaled on.
+pub fn autoscale_policy(spec: &VMClusterSpec) -> Result<Option<AutoscalePolicy>, Vec<Problem>> {
+    let Some(a) = spec.auto_scaling.as_ref().filter(|a| a.enabled != Some(false)) else { return Ok(None) };
+    let mut problems = Vec::new();
+    let mut bad = |f: &str, m: String| problems.push(Problem { field: format!("spec.autoScaling.{f}"), message: m });
+    let min = a.min_replicas.unwrap_or(1);
+    if min == 0 {
+        bad("minReplicas", "must be at least 1".into());
+    }
+    let max = match a.max_replicas {
+        Some(m) => m,
+        None => {
+            bad("maxReplicas", "is required when autoscaling is enabled".into());
+            min
+        }
+    };
+    if min > max {
+        bad("minReplicas", format!("must not exceed maxReplicas ({min} > {max})"));
+    }
+    let target = match &a.target_cpu_utilization {
+        None => Some(DEFAULT_TARGET_CPU_PERCENT),
+        Some(NumOrStr::Num(n)) => Some(*n),
+        Some(NumOrStr::Str(s)) => s.trim().trim_end_matches('%').trim().parse::<f64>().ok(),
+    }
+    .filter(|t| t.is_finite() && *t > 0.0 && *t <= 100.0);
+    if target.is_none() {
+        bad("targetCpuUtilization", "must be a percentage above 0 and at most 100, such as 70 or \"70%\"".into());
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let policy = AutoscalePolicy::new(min, max, target.unwrap_or(DEFAULT_TARGET_CPU_PERCENT) / 100.0);
+    policy.validate().map_err(|m| vec![Problem { field: "spec.autoScaling".into(), message: m }])?;
+    Ok(Some(policy))
+}
+
+/// Converts a VMCluster spec into the engine's deployment `id` named `name`, of `replicas`
+/// replicas (`spec.replicas`, or the autoscaler's answer): replicas sized by `template` (the
+/// VMTemplate named or inlined; problems in it are reported under `template_key`), placed by the
+/// cost-optimized strategy over every region of the catalog (the MultiCloudVM defaults: moves
+/// that pay twice their cost over 24 h, at most 10 % of the replicas an hour), on demand, and
+/// replaced on a template change as `updateStrategy` says: `RollingUpdate` (the default) with
+/// `maxSurge` and `maxUnavailable` as counts or percentages of `replicas` (25 % each by
+/// default; a surge rounds up, an unavailability down, and if both come to 0 one replica may be
+/// unavailable, as Kubernetes resolves them), or `Recreate`.
+pub fn vmcluster_spec(
+    id: GroupId,
+    name: &str,
+    spec: &VMClusterSpec,
+    template: Option<&VMTemplateSpec>,
+    template_key: &str,
+    replicas: u32,
+    region_count: usize,
+) -> Result<DeploymentSpec, Vec<Problem>> {
+    let no_regions = BTreeMap::new();
+    let mut t = Translator { problems: Vec::new(), regions: &no_regions };
+    let (vcpu, memory_gib, gpu) = match template {
+        Some(tpl) => t.template_resources(template_key, tpl),
+        None => (DEFAULT_VCPU, DEFAULT_MEMORY_GIB, 0),
+    };
+    let rollout = t.rollout(spec, replicas);
+    let out = DeploymentSpec {
+        id,
+        name: name.to_owned(),
+        replicas,
+        template: VmRequest::new(VmId(0), Resources { vcpu, memory_mib: gib_to_mib(memory_gib), gpu }),
+        strategy: Strategy::CostOptimized(CostOptimizedConfig {
+            locations: Vec::new(),
+            horizon: SimDuration::from_secs(24 * 3600),
+            min_saving_ratio: 2.0,
+            disruption_budget: 0.1,
+            window: SimDuration::from_secs(3600),
+            data_gib: 50.0,
+            downtime: SimDuration::from_secs(120),
+            downtime_cost_per_h: 10.0,
+            overlap: SimDuration::from_secs(600),
+        }),
+        triggers: Vec::new(),
+        cooldown: SimDuration::from_secs(600),
+        evaluate_every: SimDuration::from_secs(30),
+        max_cost_per_h: None,
+        spot: EngineSpotRecovery::default(),
+        migration: None,
+        disaster_recovery: None,
+        rollout,
+    };
+    if t.problems.is_empty()
+        && let Err(m) = out.validate(region_count)
+    {
+        t.bad("spec", m);
+    }
+    if t.problems.is_empty() { Ok(out) } else { Err(t.problems) }
+}
+
+impl Translator<'_> {
+    /// `updateStrategy` for `replicas` replicas.
+    fn rollout(&mut self, spec: &VMClusterSpec, replicas: u32) -> Option<Rollout> {
+        let key = "spec.updateStrategy";
+        let u = spec.update_strategy.clone().unwrap_or_default();
+        match u.kind.as_deref().unwrap_or("RollingUpdate") {
+            "RollingUpdate" => {
+                let quarter = NumOrStr::Str("25%".into());
+                let surge = self.count_or_percent(
+                    &format!("{key}.maxSurge"),
+                    u.max_surge.as_ref().unwrap_or(&quarter),
+                    replicas,
+                    true,
+                );
+                let down = self.count_or_percent(
+                    &format!("{key}.maxUnavailable"),
+                    u.max_unavailable.as_ref().unwrap_or(&quarter),
+                    replicas,
+                    false,
+                );
+                let ((max_surge, surge_pct), (max_unavailable, down_pct)) = (surge?, down?);
+                match (max_surge, max_unavailable) {
+                    (0, 0) if !surge_pct && !down_pct => {
+                        self.bad(key, "maxSurge and maxUnavailable must not both be 0: the update could never start");
+                        None
+                    }
+                    // Percentages that round to nothing: one at a time, as Kubernetes does.
+                    (0, 0) => Some(Rollout::RollingUpdate { max_surge: 0, max_unavailable: 1 }),
+                    _ => Some(Rollout::RollingUpdate { max_surge, max_unavailable }),
+                }
+            }
+            "Recreate" => Some(Rollout::Recreate),
+            other => {
+                self.bad(
+                    &format!("{key}.type"),
+                    format!("unknown update strategy {other:?}; types are: RollingUpdate, Recreate"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A count (`1`, `"1"`) or a percentage of `of` (`"25%"`, rounded up or down); with whether it
+    /// was a percentage.
+    fn count_or_percent(&mut self, key: &str, v: &NumOrStr, of: u32, round_up: bool) -> Option<(u32, bool)> {
+        let text = match v {
+            NumOrStr::Num(n) => n.to_string(),
+            NumOrStr::Str(s) => s.trim().to_owned(),
+        };
+        let parsed = match text.strip_suffix('%') {
+            Some(p) => p.trim().parse::<f64>().ok().filter(|p| p.is_finite() && (0.0..=100.0).contains(p)).map(|p| {
+                let x = p / 100.0 * of as f64;
+                ((if round_up { (x - 1e-9).ceil() } else { (x + 1e-9).floor() }).max(0.0) as u32, true)
+            }),
+            None => text
+                .parse::<f64>()
+                .ok()
+                .filter(|n| *n >= 0.0 && n.fract() == 0.0 && *n <= 1e7)
+                .map(|n| (n as u32, false)),
+        };
+        if parsed.is_none() {
+            self.bad(key, "must be a count such as 1 or a percentage such as \"25%\" (0% to 100%)");
+        }
+        parsed
     }
 }
 

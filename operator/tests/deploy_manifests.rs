@@ -366,6 +366,7 @@ async fn run_scenario() -> Scenario {
     while !(seen("watch", "multicloudvms")
         && seen("watch", "aischedulingpolicies")
         && seen("watch", "federatedclusters")
+        && seen("watch", "vmclusters")
         && seen("update", "leases"))
     {
         assert!(started.elapsed() < Duration::from_secs(10), "run_elected() never led, watched and renewed");
@@ -460,6 +461,37 @@ async fn run_scenario() -> Scenario {
     going["metadata"]["deletionTimestamp"] = json!("2026-11-30T01:00:00Z");
     store.lock().expect("store").put("/apis/novacron.io/v1", "aischedulingpolicies", &going);
     policy_pass("pending").await.expect("the finalizer goes");
+
+    // The example VMCluster (its VMTemplate is the example's too): the finalizer, then its
+    // children and status; deleted, its children go first, then its finalizer.
+    let mut workers: crd::VMCluster =
+        serde_json::from_value(one("deploy/examples/vmcluster.yaml", "VMCluster")).expect("a VMCluster");
+    workers.meta_mut().namespace = Some("default".into());
+    workers.meta_mut().uid = Some("uid-workers".into());
+    workers.meta_mut().generation = Some(1);
+    let workers_path = |s: &apiserver::Store| s.get("/apis/novacron.io/v1", "vmclusters", "default", "workers");
+    let keep_workers = |o: &Value| store.lock().expect("store").put("/apis/novacron.io/v1", "vmclusters", o);
+    keep_workers(&serde_json::to_value(&workers).expect("json"));
+    for _ in 0..3 {
+        vm_pass(&store, &ctx).await;
+        let now: crd::VMCluster =
+            serde_json::from_value(workers_path(&store.lock().expect("store")).expect("stored")).expect("a VMCluster");
+        operator::vmcluster_controller::reconcile(Arc::new(now), ctx.clone()).await.expect("workers reconciled");
+        vm_pass(&store, &ctx).await;
+        cloud.boot_all();
+        clock.advance(SimDuration::from_secs(30));
+    }
+    let mut now = workers_path(&store.lock().expect("store")).expect("stored");
+    assert_eq!(now["status"]["readyReplicas"], json!(3), "the example VMCluster runs: {now}");
+    now["metadata"]["deletionTimestamp"] = json!("2026-11-30T01:00:00Z");
+    keep_workers(&now);
+    for _ in 0..2 {
+        let Some(v) = workers_path(&store.lock().expect("store")) else { break };
+        let obj: crd::VMCluster = serde_json::from_value(v).expect("a VMCluster");
+        let _ = operator::vmcluster_controller::reconcile(Arc::new(obj), ctx.clone()).await;
+        vm_pass(&store, &ctx).await;
+    }
+    assert!(workers_path(&store.lock().expect("store")).is_none(), "the example VMCluster is deleted");
 
     // Deletion: the children go (each after its cloud instance), then the finalizer.
     let mut gone = stored("web");
@@ -735,6 +767,16 @@ fn fake_api_server() -> (u16, Arc<Mutex<Vec<Call>>>) {
                             json!({"apiVersion": "novacron.io/v1", "kind": "AISchedulingPolicyList",
                                 "metadata": {"resourceVersion": "1"}, "items": []})
                             .to_string(),
+
+                        ),
+                        ("watch", "/apis/novacron.io/v1/vmclusters") => {
+                            tokio::time::sleep(Duration::from_secs(600)).await;
+                            (StatusCode::OK, json_type, String::new())
+                        }
+                        ("list", "/apis/novacron.io/v1/vmclusters") => (
+                            StatusCode::OK,
+                            json_type,
+                            r#"{"apiVersion":"novacron.io/v1","kind":"VMClusterList","metadata":{"resourceVersion":"1"},"items":[]}"#.to_owned(),
                         ),
                         ("patch", p) if p == format!("{mcvms}/web/status") => (StatusCode::OK, json_type, web),
                         ("create", "/apis/events.k8s.io/v1/namespaces/default/events") => {
@@ -1152,9 +1194,9 @@ fn source_scan() -> (BTreeSet<String>, Vec<String>) {
         // Secrets, ConfigMaps, Leases or dynamic objects show up above as Api<...> kinds; more
         // watches of the controller here.
         for sign in [".owns(", ".watches("] {
-            // The MultiCloudVM controller's `owns` watch of its VirtualMachine children is
-            // driven (run_elected's watch of virtualmachines).
-            let known = sign == ".owns(" && path.ends_with("controller.rs") && text.matches(sign).count() == 1;
+            // The MultiCloudVM and VMCluster controllers' `owns` watches of their VirtualMachine
+            // children are driven (run_elected's watch of virtualmachines).
+            let known = sign == ".owns(" && path.ends_with("controller.rs") && text.matches(sign).count() == 2;
             if text.contains(sign) && !known {
                 new_calls.push(format!("{} uses {sign}", path.display()));
             }
@@ -1176,6 +1218,7 @@ fn rbac_grants_exactly_what_the_controller_calls() {
             "Lease",
             "MultiCloudVM",
             "Secret",
+            "VMCluster",
             "VMTemplate",
             "VirtualMachine",
         ]
@@ -1207,6 +1250,10 @@ fn rbac_grants_exactly_what_the_controller_calls() {
         ("novacron.io", "multicloudvms", "watch"),
         ("novacron.io", "multicloudvms", "patch"),
         ("novacron.io", "multicloudvms/status", "patch"),
+        ("novacron.io", "vmclusters", "list"),
+        ("novacron.io", "vmclusters", "watch"),
+        ("novacron.io", "vmclusters", "patch"),
+        ("novacron.io", "vmclusters/status", "patch"),
         ("novacron.io", "virtualmachines", "list"),
         ("novacron.io", "virtualmachines", "watch"),
         ("novacron.io", "virtualmachines", "get"),

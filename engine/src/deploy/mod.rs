@@ -21,6 +21,7 @@ mod active_active;
 mod active_passive;
 mod burst;
 mod cost_optimized;
+mod rollout;
 pub mod trigger;
 
 pub use active_active::ActiveActiveConfig;
@@ -28,6 +29,7 @@ pub use active_passive::ActivePassiveConfig;
 pub(crate) use active_passive::pick_target;
 pub use burst::BurstConfig;
 pub use cost_optimized::CostOptimizedConfig;
+pub use rollout::{Replace, ReplicaView, Rollout};
 pub use trigger::{Observation, Trigger, TriggerKind, TriggerState};
 
 /// Deployment VMs get ids of their own: the top bit set, the deployment in bits 24..56, the slot
@@ -114,6 +116,12 @@ pub struct DeploymentSpec {
     /// lost with its location is re-placed empty.
     #[serde(default)]
     pub disaster_recovery: Option<BackupPolicy>,
+    /// How replicas placed for an earlier template are replaced when the template changes
+    /// (`updateStrategy`, see [`Rollout`]). `None`: they keep running as they are; only new
+    /// placements (new replicas, failovers, moves) use the new template. Left out of the JSON
+    /// when `None`, so that decision logs of deployments without one are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
 }
 
 impl DeploymentSpec {
@@ -140,6 +148,9 @@ impl DeploymentSpec {
             if m.cost_threshold.is_some() && !matches!(self.strategy, Strategy::CostOptimized(_)) {
                 return Err("a migration cost threshold applies to the cost-optimized strategy only".into());
             }
+        }
+        if let Some(r) = &self.rollout {
+            r.validate()?;
         }
         if let Some(b) = &self.disaster_recovery {
             b.validate()?;
@@ -258,6 +269,8 @@ pub struct Deployment {
     pub backup_running: Option<(SimTime, BackupKind, SimTime)>,
     /// Disaster recovery: when the next scheduled backup starts.
     pub next_backup: Option<SimTime>,
+    /// The template's revision: 0, plus one each time an applied spec changed the template.
+    pub revision: u32,
 }
 
 impl Deployment {
@@ -284,6 +297,7 @@ impl Deployment {
             backups: BackupLedger::new(retention),
             backup_running: None,
             next_backup: None,
+            revision: 0,
         }
     }
 

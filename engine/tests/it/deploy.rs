@@ -35,6 +35,7 @@ fn spec(replicas: u32, template: VmRequest, strategy: Strategy) -> DeploymentSpe
         spot: SpotRecovery::default(),
         migration: None,
         disaster_recovery: None,
+        rollout: None,
     }
 }
 
@@ -640,4 +641,91 @@ fn an_invalid_spec_is_rejected_and_changes_nothing() {
         active_passive(AWS, &[AZURE], false, 600)
     );
     assert_eq!(run.engine.tracked_instances(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rollouts
+
+/// Four small replicas at aws (O0), running by 30 s; at 60 s the template becomes `large` (O6).
+fn rolled(rollout: engine::Rollout) -> (Run, Did) {
+    let mut run = Run::new(config("lowest-price"));
+    let mut s = spec(4, small_cloud(0), active_passive(AWS, &[GCP], false, 0));
+    s.rollout = Some(rollout);
+    let did = apply(&mut run, SimTime::ZERO, s.clone());
+    assert_eq!(did.instances(), [0, 1, 2, 3]);
+    up(&mut run, secs(30), &did.instances());
+    assert_eq!(run.engine.updated_replicas(D), 4);
+    s.template = VmRequest { providers: CLOUDS, ..large(0) };
+    let did = apply(&mut run, secs(60), s);
+    (run, did)
+}
+
+#[test]
+fn a_rolling_update_replaces_replicas_within_max_surge_and_max_unavailable() {
+    let (mut run, did) = rolled(engine::Rollout::RollingUpdate { max_surge: 1, max_unavailable: 1 });
+    // Slot 0 make-before-break (a new instance beside the old), slot 1 break-before-make.
+    assert_eq!(
+        did.provisions.iter().map(|p| (p.0, p.1, p.3, p.5)).collect::<Vec<_>>(),
+        [(4, vm(0), AWS_A_LARGE, ProvisionReason::Update), (5, vm(1), AWS_A_LARGE, ProvisionReason::Update)]
+    );
+    assert_eq!(did.terminates, [(1, vm(1))]);
+    assert_eq!(run.engine.updated_replicas(D), 1);
+    // Bring every new instance up one at a time; after each step at most 4 + 1 instances exist
+    // and at least 4 − 1 replicas serve.
+    let mut live: Vec<u64> = vec![0, 2, 3, 4, 5];
+    let mut pending: Vec<u64> = vec![4, 5];
+    let mut t = 90;
+    while let Some(i) = pending.first().copied() {
+        pending.remove(0);
+        let did = up(&mut run, secs(t), &[i]);
+        t += 30;
+        live.retain(|x| !did.terminates.iter().any(|(y, _)| y == x));
+        live.extend(did.instances());
+        pending.extend(did.instances());
+        assert!(live.len() <= 5, "{live:?} at {t} s");
+        let serving = serving(&run, 4).iter().filter(|s| s.is_some()).count();
+        assert!(serving >= 3, "{serving} serving at {t} s");
+    }
+    // Done: four large instances, all of the new template, all serving.
+    assert_eq!(run.engine.updated_replicas(D), 4);
+    assert_eq!(live.len(), 4);
+    assert_eq!(serving(&run, 4), [Some(AWS); 4]);
+    // Nothing left to do at the next evaluation.
+    let did = evaluate(&mut run, secs(t + 60));
+    assert!(did.provisions.is_empty() && did.terminates.is_empty(), "{did:?}");
+}
+
+#[test]
+fn recreate_replaces_every_replica_at_once_and_no_rollout_keeps_them() {
+    let (run, did) = rolled(engine::Rollout::Recreate);
+    assert_eq!(did.terminates, [(0, vm(0)), (1, vm(1)), (2, vm(2)), (3, vm(3))]);
+    assert_eq!(did.instances(), [4, 5, 6, 7]);
+    assert!(did.provisions.iter().all(|p| p.3 == AWS_A_LARGE && p.5 == ProvisionReason::Update));
+    assert_eq!(run.engine.updated_replicas(D), 4);
+
+    // Without a rollout the replicas stay as they are; a new replica gets the new template.
+    let mut run = Run::new(config("lowest-price"));
+    let mut s = spec(2, small_cloud(0), active_passive(AWS, &[GCP], false, 0));
+    let first = apply(&mut run, SimTime::ZERO, s.clone()).instances();
+    up(&mut run, secs(30), &first);
+    s.template = VmRequest { providers: CLOUDS, ..large(0) };
+    s.replicas = 3;
+    let did = apply(&mut run, secs(60), s);
+    assert!(did.terminates.is_empty());
+    assert_eq!(did.provisions.iter().map(|p| (p.1, p.3)).collect::<Vec<_>>(), [(vm(2), AWS_A_LARGE)]);
+    assert_eq!(run.engine.updated_replicas(D), 1);
+}
+
+#[test]
+fn a_rolling_update_that_cannot_progress_is_refused() {
+    let mut run = Run::new(config("lowest-price"));
+    let mut s = spec(2, small_cloud(0), active_passive(AWS, &[GCP], false, 0));
+    s.rollout = Some(engine::Rollout::RollingUpdate { max_surge: 0, max_unavailable: 0 });
+    let did = apply(&mut run, SimTime::ZERO, s);
+    assert!(did.provisions.is_empty());
+    assert!(
+        matches!(&did.other[..], [Action::DeploymentRejected { message, .. }] if message.contains("max_surge or max_unavailable")),
+        "{:?}",
+        did.other
+    );
 }

@@ -259,6 +259,7 @@ impl Case {
             spot: SpotRecovery { on_demand_after: 2, back_to_spot_after: SimDuration::from_secs(600) },
             migration: self.migration.map(migration_policy),
             disaster_recovery: self.dr.then(backup_policy),
+            rollout: None,
         }
     }
 

@@ -35,6 +35,7 @@ fn spec(strategy: Strategy, migration: Option<MigrationPolicy>, dr: Option<Backu
         spot: SpotRecovery::default(),
         migration,
         disaster_recovery: dr,
+        rollout: None,
     }
 }
 

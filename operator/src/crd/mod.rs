@@ -27,7 +27,7 @@ pub use cacheintegration::{CacheIntegration, CacheIntegrationSpec};
 pub use federatedcluster::{FederatedCluster, FederatedClusterSpec};
 pub use multicloudvm::{MultiCloudVM, MultiCloudVMSpec, MultiCloudVMStatus};
 pub use virtualmachine::{VirtualMachine, VirtualMachineSpec};
-pub use vmcluster::{VMCluster, VMClusterSpec};
+pub use vmcluster::{VMCluster, VMClusterSpec, VMClusterStatus};
 pub use vmtemplate::{VMTemplate, VMTemplateSpec};
 
 /// The API group of every NovaCron resource.

@@ -20,3 +20,4 @@ mod migrate;
 mod policy;
 mod tracker;
 mod translate;
+mod vmcluster;

@@ -58,6 +58,7 @@ fn the_seed_manifest_becomes_this_deployment() {
         spot: SpotRecovery::default(),
         migration: None,
         disaster_recovery: None,
+        rollout: None,
     };
     assert_eq!(d, want);
 }

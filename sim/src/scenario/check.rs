@@ -967,6 +967,7 @@ impl Checker<'_> {
                 spot,
                 migration,
                 disaster_recovery,
+                rollout: None,
             };
             if let Err(m) = spec.validate(regions.len()) {
                 self.bad(&key, m);
