@@ -32,6 +32,7 @@ use kube::{Client, Resource, ResourceExt};
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
+use crate::cache::CacheSwitch;
 use crate::catalog::CatalogIndex;
 use crate::children::{ChildFleet, MarketData, Owner};
 use crate::clock::{Clock, rfc3339};
@@ -39,7 +40,7 @@ use crate::crd::federatedcluster::FederatedCluster;
 use crate::crd::multicloudvm::{FINALIZER, MultiCloudVM, MultiCloudVMStatus};
 use crate::crd::virtualmachine::{OWNER_UID_LABEL, VirtualMachine};
 use crate::crd::vmcluster::VMCluster;
-use crate::crd::{AISchedulingPolicy, Condition, VMTemplate, merge_conditions};
+use crate::crd::{AISchedulingPolicy, CacheIntegration, Condition, VMTemplate, merge_conditions};
 use crate::metrics::{ControllerLabels, DecisionLabels, DeploymentLabels, Metrics, PolicyDecisionLabels, VmLabels};
 use crate::policy_controller::Choice;
 use crate::provider::CloudProvider;
@@ -79,9 +80,13 @@ impl Default for Config {
 pub struct Context {
     /// Kubernetes client.
     pub client: Client,
-    /// The cloud, measured (every call is counted and timed in the metrics). Only the
-    /// VirtualMachine controller creates, observes and deletes instances with it.
+    /// The cloud, measured (every call that reaches it is counted and timed in the metrics),
+    /// behind the provider cache when a CacheIntegration configures one ([`Context::cache`]).
+    /// Only the VirtualMachine controller creates, observes and deletes instances with it.
     pub cloud: Arc<dyn CloudProvider>,
+    /// The switch [`Context::cloud`] goes through: the CacheIntegration controller installs,
+    /// replaces and removes the cache in it; without one, calls go straight to the cloud.
+    pub cache: Arc<CacheSwitch>,
     /// Read-only market data (prices, region health, federation health) the engines read.
     pub market: MarketData,
     /// Where `now` comes from.
@@ -114,8 +119,11 @@ impl Context {
         metrics: Arc<Metrics>,
     ) -> Self {
         let reporter = Reporter { controller: config.field_manager.clone(), instance: None };
-        let cloud: Arc<dyn CloudProvider> = Arc::new(Metered::new(cloud, metrics.clone()));
+        let metered: Arc<dyn CloudProvider> = Arc::new(Metered::new(cloud, metrics.clone()));
+        let cache = Arc::new(CacheSwitch::new(metered));
+        let cloud: Arc<dyn CloudProvider> = cache.clone();
         Context {
+            cache,
             market: MarketData::new(cloud.clone()),
             recorder: Recorder::new(client.clone(), reporter),
             log: config.decision_log.clone().map(crate::decision_log::DecisionLog::new),
@@ -632,7 +640,11 @@ async fn run_controllers(ctx: Arc<Context>, stop: tokio::sync::watch::Receiver<b
         .owns(children(), owned())
         .graceful_shutdown_on(until())
         .run(crate::vmcluster_controller::reconcile, crate::vmcluster_controller::error_policy, ctx.clone());
-    tokio::join!(drain(mcvm), drain(vms), drain(policies), drain(federations), drain(vmclusters));
+    let caches =
+        Controller::new(Api::<CacheIntegration>::all(client.clone()), watcher::Config::default().any_semantic())
+            .graceful_shutdown_on(until())
+            .run(crate::cache_controller::reconcile, crate::cache_controller::error_policy, ctx.clone());
+    tokio::join!(drain(mcvm), drain(vms), drain(policies), drain(federations), drain(vmclusters), drain(caches));
 }
 
 /// Runs the controllers until a signal stops them, without leader election (one replica only).

@@ -17,7 +17,9 @@
 //! `novacron.io/scheduling-policy: <name>` places with it. The FederatedCluster controller
 //! ([`federation_controller`]) checks each member cluster's API on a heartbeat; the regions of
 //! members that stop answering are down for every deployment's engine, which fails over by its
-//! own decision. CacheIntegration has its schema and no controller yet.
+//! own decision. The CacheIntegration controller ([`cache_controller`]) puts the provider
+//! [`cache`] in front of every cloud call (through [`cache::CacheSwitch`], the cloud every
+//! controller uses; without a CacheIntegration calls go straight to the cloud).
 //!
 //! [`translate`] is the one place where a Kubernetes spec becomes an engine type: a MultiCloudVM
 //! spec becomes the engine's `DeploymentSpec` key for key as the simulator builds it from the
@@ -43,6 +45,7 @@
 //! renew deadline if renewals fail, before any other replica may take the Lease over.
 
 pub mod cache;
+pub mod cache_controller;
 pub mod catalog;
 pub mod children;
 pub mod clock;

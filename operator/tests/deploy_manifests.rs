@@ -33,6 +33,10 @@
 //! unpacked from Debian's prometheus package (so no Prometheus service is installed). Lock files
 //! keep concurrent test processes from installing at once.
 
+// The CacheIntegration reconcile future (finalizer, Secrets, Redis probe, status) is deeper than
+// rustc's default layout query depth allows here.
+#![recursion_limit = "256"]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Write};
@@ -572,6 +576,7 @@ async fn run_scenario() -> Scenario {
     );
     fed(gone).await.expect("federation cleaned up");
     assert!(store.lock().expect("store").get("/apis/novacron.io/v1", "federatedclusters", "default", "old").is_none());
+    Box::pin(cache_integration_scenario(&store, &ctx)).await;
 
     server.abort();
     let calls = calls();
@@ -586,6 +591,46 @@ async fn run_scenario() -> Scenario {
         String::from_utf8(body.to_vec()).expect("utf-8")
     };
     Scenario { calls, metrics }
+}
+
+/// The example CacheIntegration: the finalizer, its passwordSecret read by name, the status
+/// written (Redis at redis:6379 does not resolve here: Degraded, not a failed reconcile), the
+/// cache put in front of the cloud; deleted, the finalizer removes the cache.
+async fn cache_integration_scenario(store: &Arc<Mutex<apiserver::Store>>, ctx: &Arc<Context>) {
+    let mut cache = one("deploy/examples/cacheintegration.yaml", "CacheIntegration");
+    cache["metadata"]["namespace"] = json!("default");
+    cache["metadata"]["uid"] = json!("uid-cache");
+    cache["metadata"]["creationTimestamp"] = json!("2026-11-30T00:00:00Z");
+    let secret = cache["spec"]["redisConfig"]["passwordSecret"].as_str().expect("passwordSecret").to_owned();
+    store.lock().expect("store").put(
+        "/api/v1",
+        "secrets",
+        &json!({"apiVersion": "v1", "kind": "Secret", "data": {"password": "cGFzc3dvcmQ="},
+                "metadata": {"name": secret, "namespace": "default"}}),
+    );
+    store.lock().expect("store").put("/apis/novacron.io/v1", "cacheintegrations", &cache);
+    let cache_name = cache["metadata"]["name"].as_str().expect("a name").to_owned();
+    let stored_cache = || -> crd::CacheIntegration {
+        let v = store.lock().expect("store").get("/apis/novacron.io/v1", "cacheintegrations", "default", &cache_name);
+        serde_json::from_value(v.expect("stored")).expect("a CacheIntegration")
+    };
+    for _ in 0..2 {
+        operator::cache_controller::reconcile(Arc::new(stored_cache()), ctx.clone()).await.expect("cache reconciled");
+    }
+    let status = stored_cache().status.expect("a status");
+    assert!(status.conditions.iter().any(|c| c.type_ == "Active" && c.status == "True"), "{status:?}");
+    assert!(ctx.cache.installed().is_some(), "the example's cache is in front of the cloud");
+    let mut deleting = stored_cache();
+    deleting.meta_mut().deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-11-30T02:00:00Z".parse().expect("a timestamp"),
+    ));
+    store.lock().expect("store").put(
+        "/apis/novacron.io/v1",
+        "cacheintegrations",
+        &serde_json::to_value(&deleting).expect("json"),
+    );
+    operator::cache_controller::reconcile(Arc::new(stored_cache()), ctx.clone()).await.expect("cache cleaned up");
+    assert!(ctx.cache.installed().is_none(), "deleted: direct calls again");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -777,6 +822,15 @@ fn fake_api_server() -> (u16, Arc<Mutex<Vec<Call>>>) {
                             StatusCode::OK,
                             json_type,
                             r#"{"apiVersion":"novacron.io/v1","kind":"VMClusterList","metadata":{"resourceVersion":"1"},"items":[]}"#.to_owned(),
+                        ),
+                        ("watch", "/apis/novacron.io/v1/cacheintegrations") => {
+                            tokio::time::sleep(Duration::from_secs(600)).await;
+                            (StatusCode::OK, json_type, String::new())
+                        }
+                        ("list", "/apis/novacron.io/v1/cacheintegrations") => (
+                            StatusCode::OK,
+                            json_type,
+                            r#"{"apiVersion":"novacron.io/v1","kind":"CacheIntegrationList","metadata":{"resourceVersion":"1"},"items":[]}"#.to_owned(),
                         ),
                         ("patch", p) if p == format!("{mcvms}/web/status") => (StatusCode::OK, json_type, web),
                         ("create", "/apis/events.k8s.io/v1/namespaces/default/events") => {
@@ -1213,6 +1267,7 @@ fn rbac_grants_exactly_what_the_controller_calls() {
         kinds,
         [
             "AISchedulingPolicy",
+            "CacheIntegration",
             "ConfigMap",
             "FederatedCluster",
             "Lease",
@@ -1274,6 +1329,11 @@ fn rbac_grants_exactly_what_the_controller_calls() {
         ("", "secrets", "get"),
         ("events.k8s.io", "events", "create"),
         ("events.k8s.io", "events", "patch"),
+        ("novacron.io", "cacheintegrations", "list"),
+        ("novacron.io", "cacheintegrations", "watch"),
+        ("novacron.io", "cacheintegrations", "patch"),
+        ("novacron.io", "cacheintegrations/status", "patch"),
+        ("", "secrets", "get"),
     ]);
     let election = triples(&[
         ("coordination.k8s.io", "leases", "create"),
@@ -1284,6 +1344,7 @@ fn rbac_grants_exactly_what_the_controller_calls() {
     assert_eq!(observed, want, "the scenario reaches every call the operator makes: {:#?}", s.calls);
     // Listing and watching every namespace needs a ClusterRole; the Lease is in one namespace.
     assert!(cluster_wide.contains(&("multicloudvms".to_owned(), "watch".to_owned())), "{cluster_wide:?}");
+    assert!(cluster_wide.contains(&("cacheintegrations".to_owned(), "list".to_owned())), "{cluster_wide:?}");
     assert!(!cluster_wide.iter().any(|(r, _)| r == "leases"), "{cluster_wide:?}");
 
     // The ClusterRole grants the controller's calls, the Role the Lease's, and not one verb more.
@@ -1494,6 +1555,13 @@ fn examples_cover_every_kind_and_the_operator_accepts_them() {
         );
         if let Err(problems) = spec {
             panic!("{}: the operator refuses it: {}", m.name_any(), operator::translate::describe(&problems));
+        }
+    }
+    // The CacheIntegration is one the cache accepts.
+    for d in &by_kind["CacheIntegration"] {
+        let c: crd::CacheIntegration = serde_json::from_value(d.clone()).expect("CacheIntegration");
+        if let Err(problems) = operator::cache::from_spec("default", &c.spec) {
+            panic!("{}: the cache refuses it: {}", c.name_any(), operator::translate::describe(&problems));
         }
     }
     // The other kinds' template references resolve too.

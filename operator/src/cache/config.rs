@@ -1,7 +1,10 @@
 //! The one place where a `CacheIntegration` spec becomes the cache's configuration: the caching
-//! fields (`strategy`, `ttlPolicies`, `warmingConfig`, `evictionPolicy`) become the engine's
-//! [`engine::cache::CacheConfig`], validated into its [`CachePolicy`]; `redisConfig` becomes
-//! [`RedisSettings`] once the controller has read the Secrets it names.
+//! fields (`strategy`, `writeBehind`, `consistency`, `defaultTtl`, `level`, `refresh`,
+//! `refreshAt`, `l1Ttl`, `ttlPolicies`, `warmingConfig`, `evictionPolicy`, `memoryThresholds`)
+//! become the engine's [`engine::cache::CacheConfig`], validated into its [`CachePolicy`];
+//! `redisConfig` becomes [`RedisSettings`] once the controller has read the Secrets it names.
+//! Every problem names its field (`spec.strategy`, `spec.ttlPolicies["vm:*"]`,
+//! `spec.redisConfig.timeout`) and what is allowed.
 //!
 //! `redisConfig` keys (all optional; without `endpoint` and `sentinelHosts` the cache is L1 only):
 //!
@@ -26,11 +29,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use engine::SimDuration;
-use engine::cache::{CacheConfig, CachePolicy};
-use serde_json::{Map, Value};
+use engine::cache::{
+    CacheConfig, CachePolicy, Consistency, EvictionPolicy, Levels, MemoryThresholds, RefreshKind, StrategyKind,
+    TtlPolicies, WarmPatternConfig, WarmingConfig,
+};
+use serde_json::Value;
 
 use super::l2::{RedisSettings, Secret, TlsSettings, Topology};
 use crate::crd::CacheIntegrationSpec;
+use crate::crd::cacheintegration::RedisConfig;
 use crate::translate::Problem;
 
 /// The contents of a Kubernetes Secret (`data`, decoded).
@@ -117,6 +124,10 @@ impl CacheSettings {
     }
 }
 
+/// `defaultTtl` when the spec gives none: `0`, only the keys a `ttlPolicies` pattern names
+/// are cached (the engine's own default, 5 minutes, suits the simulator's studies).
+pub const DEFAULT_TTL: &str = "0";
+
 /// Default L1 capacity: 64 MiB.
 pub const DEFAULT_L1_BYTES: u64 = 64 << 20;
 
@@ -129,52 +140,19 @@ fn engine_problem(e: &engine::cache::Error) -> Problem {
     }
 }
 
-struct Reader<'a> {
-    map: &'a Map<String, Value>,
+/// Collects problems, each naming its field under `spec.redisConfig`.
+struct Reader {
     problems: Vec<Problem>,
 }
 
-impl Reader<'_> {
+impl Reader {
     fn bad(&mut self, key: &str, message: impl Into<String>) {
         self.problems.push(Problem { field: format!("spec.redisConfig.{key}"), message: message.into() });
     }
 
-    fn string(&mut self, key: &str) -> Option<String> {
-        match self.map.get(key) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(other) => {
-                self.bad(key, format!("must be a string (got {other})"));
-                None
-            }
-        }
-    }
-
-    fn boolean(&mut self, key: &str) -> bool {
-        match self.map.get(key) {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                self.bad(key, format!("must be true or false (got {other})"));
-                false
-            }
-        }
-    }
-
-    fn integer(&mut self, key: &str, lo: i64, hi: i64) -> Option<i64> {
-        let v = self.map.get(key)?;
-        match v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())) {
-            Some(n) if (lo..=hi).contains(&n) => Some(n),
-            _ => {
-                self.bad(key, format!("must be a whole number between {lo} and {hi} (got {v})"));
-                None
-            }
-        }
-    }
-
-    fn duration(&mut self, key: &str, default: Duration) -> Duration {
-        let Some(text) = self.string(key) else { return default };
-        match SimDuration::parse(&text) {
+    fn duration(&mut self, key: &str, text: Option<&String>, default: Duration) -> Duration {
+        let Some(text) = text else { return default };
+        match SimDuration::parse(text) {
             Ok(d) if d > SimDuration::ZERO => Duration::from_millis(d.as_millis()),
             Ok(_) => {
                 self.bad(key, "must be above zero");
@@ -200,96 +178,171 @@ impl Reader<'_> {
     }
 }
 
+/// Reads one of the closed-vocabulary strings (`strategy`, `consistency`, ...) as the engine's
+/// enum; a value outside it is a problem naming the field and the allowed values.
+fn word<T: serde::de::DeserializeOwned>(
+    field: &str,
+    value: Option<&String>,
+    allowed: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    let v = value?;
+    match serde_json::from_value::<T>(Value::String(v.clone())) {
+        Ok(t) => Some(t),
+        Err(_) => {
+            problems
+                .push(Problem { field: format!("spec.{field}"), message: format!("{v:?} is not one of {allowed}") });
+            None
+        }
+    }
+}
+
+/// The caching fields of the spec as the engine's configuration (unset fields keep the
+/// engine's defaults). Values outside a field's vocabulary are problems naming the field.
+fn engine_config(spec: &CacheIntegrationSpec, problems: &mut Vec<Problem>) -> CacheConfig {
+    let mut c = CacheConfig::default();
+    if let Some(v) = word::<StrategyKind>(
+        "strategy",
+        spec.strategy.as_ref(),
+        "write-through, write-behind, read-through, cache-aside",
+        problems,
+    ) {
+        c.strategy = v;
+    }
+    if let Some(v) = word::<Consistency>("consistency", spec.consistency.as_ref(), "strong, eventual", problems) {
+        c.consistency = v;
+    }
+    if let Some(v) = word::<Levels>("level", spec.level.as_ref(), "l1, l2, both", problems) {
+        c.level = v;
+    }
+    if let Some(v) = word::<RefreshKind>("refresh", spec.refresh.as_ref(), "lazy, eager", problems) {
+        c.refresh = v;
+    }
+    if let Some(v) = word::<EvictionPolicy>(
+        "evictionPolicy",
+        spec.eviction_policy.as_ref(),
+        "lru, lfu, fifo, allkeys-lru, allkeys-lfu, volatile-lru, volatile-lfu",
+        problems,
+    ) {
+        c.eviction_policy = v;
+    }
+    // Keys no pattern names are not cached unless `defaultTtl` says so: instance state and
+    // region health feed the engine's failover decisions and stay live unless asked otherwise.
+    c.default_ttl = spec.default_ttl.clone().unwrap_or_else(|| DEFAULT_TTL.to_owned());
+    if let Some(a) = spec.refresh_at {
+        c.refresh_at = a;
+    }
+    c.l1_ttl = spec.l1_ttl.clone();
+    if let Some(w) = &spec.write_behind {
+        if let Some(d) = &w.flush_delay {
+            c.write_behind.flush_delay = d.clone();
+        }
+        if let Some(n) = w.max_batch {
+            c.write_behind.max_batch = n;
+        }
+    }
+    if let Some(t) = &spec.ttl_policies {
+        match serde_json::from_value::<TtlPolicies>(t.0.clone()) {
+            Ok(p) => c.ttl_policies = p,
+            Err(_) => problems.push(Problem {
+                field: "spec.ttlPolicies".into(),
+                message: "must be a map of pattern to duration (`prices: 5m`) or a list of \
+                          {pattern, ttl, refresh, refreshAt, level, consistency}, with refresh lazy or eager, \
+                          level l1, l2 or both, consistency strong or eventual"
+                    .into(),
+            }),
+        }
+    }
+    if let Some(w) = &spec.warming_config {
+        c.warming_config = WarmingConfig {
+            enabled: w.enabled.unwrap_or(false),
+            patterns: w
+                .patterns
+                .iter()
+                .flatten()
+                .map(|p| WarmPatternConfig { pattern: p.pattern.clone(), priority: p.priority.unwrap_or(0) })
+                .collect(),
+            max_keys: w.max_keys,
+            schedule: w.schedule.clone(),
+        };
+    }
+    if let Some(m) = &spec.memory_thresholds {
+        let d = MemoryThresholds::default();
+        c.memory_thresholds = MemoryThresholds {
+            warning: m.warning.unwrap_or(d.warning),
+            critical: m.critical.unwrap_or(d.critical),
+            eviction: m.eviction.unwrap_or(d.eviction),
+            target: m.target,
+        };
+    }
+    c
+}
+
 /// Translates a CacheIntegration spec. `namespace` is the resource's (the default key
 /// namespace). Every problem is reported, each naming its field and what is allowed.
 pub fn from_spec(namespace: &str, spec: &CacheIntegrationSpec) -> Result<CacheSettings, Vec<Problem>> {
     let mut problems = Vec::new();
 
-    // The caching fields, as the engine's configuration reads them.
-    let mut fields = Map::new();
-    if let Some(s) = &spec.strategy {
-        fields.insert("strategy".into(), Value::String(s.clone()));
-    }
-    if let Some(t) = &spec.ttl_policies {
-        fields.insert("ttlPolicies".into(), t.0.clone());
-    }
-    if let Some(w) = &spec.warming_config {
-        fields.insert("warmingConfig".into(), w.0.clone());
-    }
-    if let Some(e) = &spec.eviction_policy {
-        fields.insert("evictionPolicy".into(), Value::String(e.clone()));
-    }
-    let policy = match serde_json::from_value::<CacheConfig>(Value::Object(fields)) {
-        Ok(config) => match CachePolicy::new(&config) {
-            Ok(p) => Some((p, config)),
+    // The caching fields, as the engine's configuration reads them; the engine checks the
+    // values (durations, patterns, cron, thresholds) and names the first bad one.
+    let config = engine_config(spec, &mut problems);
+    let policy = if problems.is_empty() {
+        match CachePolicy::new(&config) {
+            Ok(p) => Some(p),
             Err(e) => {
                 problems.push(engine_problem(&e));
                 None
             }
-        },
-        Err(e) => {
-            problems.push(Problem {
-                field: "spec".into(),
-                message: format!(
-                    "{e} (strategy: write-through, write-behind, read-through or cache-aside; evictionPolicy: \
-                     lru, lfu, fifo, allkeys-lru, allkeys-lfu, volatile-lru or volatile-lfu; ttlPolicies: a map \
-                     pattern -> duration or a list of {{pattern, ttl, refresh, refreshAt, level, consistency}})"
-                ),
-            });
-            None
         }
+    } else {
+        None
     };
 
-    let empty = Map::new();
-    let map = match spec.redis_config.as_ref().map(|f| &f.0) {
-        None => &empty,
-        Some(Value::Object(m)) => m,
-        Some(other) => {
-            problems.push(Problem {
-                field: "spec.redisConfig".into(),
-                message: format!("must be an object (got {other})"),
-            });
-            &empty
-        }
-    };
-    let mut r = Reader { map, problems: Vec::new() };
-    let cluster = r.string("clusterName").unwrap_or_else(|| namespace.to_owned());
+    let empty = RedisConfig::default();
+    let rc = spec.redis_config.as_ref().unwrap_or(&empty);
+    let mut r = Reader { problems: Vec::new() };
+    let cluster = rc.cluster_name.clone().unwrap_or_else(|| namespace.to_owned());
     if cluster.is_empty() || cluster.contains(char::is_whitespace) {
         r.bad("clusterName", "must be a non-empty name without spaces");
     }
-    let l1_max_bytes = r.integer("l1MaxBytes", 1 << 16, i64::MAX).map_or(DEFAULT_L1_BYTES, |n| n.unsigned_abs());
-    let endpoint = r.string("endpoint");
-    let sentinels: Vec<(String, u16)> = match map.get("sentinelHosts") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(hosts)) => hosts
-            .iter()
-            .enumerate()
-            .filter_map(|(i, h)| match h.as_str() {
-                Some(s) => r.host_port(&format!("sentinelHosts[{i}]"), s),
-                None => {
-                    r.bad(&format!("sentinelHosts[{i}]"), "must be a \"host:port\" string");
-                    None
-                }
-            })
-            .collect(),
-        Some(_) => {
-            r.bad("sentinelHosts", "must be a list of \"host:port\" strings");
-            Vec::new()
+    let l1_max_bytes = match rc.l1_max_bytes {
+        None => DEFAULT_L1_BYTES,
+        Some(n) if n >= 1 << 16 => n.unsigned_abs(),
+        Some(n) => {
+            r.bad("l1MaxBytes", format!("must be at least 65536 bytes (got {n})"));
+            DEFAULT_L1_BYTES
         }
     };
-    let mut tls = r.boolean("tls");
-    let insecure = r.boolean("insecureSkipVerify");
-    let mut db = r.integer("database", 0, 15);
-    let credentials_secret = r.string("credentialsSecret").or_else(|| r.string("passwordSecret"));
-    let cert_secret = r.string("certSecret");
-    let timeout = r.duration("timeout", Duration::from_millis(250));
-    let connect_timeout = r.duration("connectTimeout", Duration::from_secs(1));
-    let backoff_min = r.duration("backoffMin", Duration::from_millis(500));
-    let backoff_max = r.duration("backoffMax", Duration::from_secs(30));
+    let endpoint = rc.endpoint.clone();
+    let sentinels: Vec<(String, u16)> = rc
+        .sentinel_hosts
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, h)| r.host_port(&format!("sentinelHosts[{i}]"), h))
+        .collect();
+    let mut tls = rc.tls.unwrap_or(false);
+    let insecure = rc.insecure_skip_verify.unwrap_or(false);
+    let mut db = match rc.database {
+        Some(n) if !(0..=15).contains(&n) => {
+            r.bad("database", format!("must be a whole number between 0 and 15 (got {n})"));
+            None
+        }
+        other => other,
+    };
+    if rc.credentials_secret.is_some() && rc.password_secret.is_some() {
+        r.bad("passwordSecret", "give either credentialsSecret or passwordSecret, not both");
+    }
+    let credentials_secret = rc.credentials_secret.clone().or_else(|| rc.password_secret.clone());
+    let cert_secret = rc.cert_secret.clone();
+    let timeout = r.duration("timeout", rc.timeout.as_ref(), Duration::from_millis(250));
+    let connect_timeout = r.duration("connectTimeout", rc.connect_timeout.as_ref(), Duration::from_secs(1));
+    let backoff_min = r.duration("backoffMin", rc.backoff_min.as_ref(), Duration::from_millis(500));
+    let backoff_max = r.duration("backoffMax", rc.backoff_max.as_ref(), Duration::from_secs(30));
     if backoff_max < backoff_min {
         r.bad("backoffMax", "must not be shorter than backoffMin");
     }
-    let master_name = r.string("masterName").unwrap_or_else(|| "mymaster".into());
+    let master_name = rc.master_name.clone().unwrap_or_else(|| "mymaster".into());
 
     let topology = if !sentinels.is_empty() {
         if endpoint.is_some() {
@@ -340,8 +393,8 @@ pub fn from_spec(namespace: &str, spec: &CacheIntegrationSpec) -> Result<CacheSe
         backoff_max,
     });
     match policy {
-        Some((policy, policy_config)) if problems.is_empty() => {
-            Ok(CacheSettings { cluster, policy, policy_config, redis, l1_max_bytes })
+        Some(policy) if problems.is_empty() => {
+            Ok(CacheSettings { cluster, policy, policy_config: config, redis, l1_max_bytes })
         }
         _ => Err(problems),
     }

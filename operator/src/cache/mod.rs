@@ -53,12 +53,14 @@ pub mod l1;
 pub mod l2;
 pub mod provider;
 pub mod status;
+pub mod switch;
 pub mod wire;
 
 pub use config::{CacheSettings, SecretData, Secrets, from_spec};
 pub use l2::{L2Error, RedisSettings};
 pub use provider::CachingProvider;
 pub use status::{CacheStatus, ClusterHealth, MemoryUsage, PerformanceMetrics};
+pub use switch::{CacheSwitch, Installed};
 
 use l1::{L1, L1Entry};
 use l2::L2;
@@ -239,6 +241,11 @@ impl ProviderCache {
         }
     }
 
+    /// Whether Redis is configured (an L2 exists).
+    pub fn redis_configured(&self) -> bool {
+        self.inner.l2.is_some()
+    }
+
     /// Whether Redis answered the last command.
     pub fn l2_up(&self) -> bool {
         self.inner.l2.as_ref().is_some_and(L2::is_up)
@@ -391,6 +398,10 @@ impl ProviderCache {
     /// The cached value of `key`, if the engine lets a level serve it (cache-aside reads: on
     /// `None` the caller loads the value and calls [`ProviderCache::fill`]).
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        if !self.inner.policy.key_policy(key).cached() {
+            // TTL 0: never cached, and not a cache read.
+            return None;
+        }
         let started = Instant::now();
         match self.find(key, true).await {
             Found::Hit { bytes, level, .. } => {
@@ -429,7 +440,8 @@ impl ProviderCache {
     /// The value of `key`: from the cache when the engine lets a level serve it, else from
     /// `load` (then stored). Read-through coalesces concurrent misses of a key into one load;
     /// cache-aside loads for each caller. An eager key read past its refresh point is served and
-    /// reloaded in the background. `load`'s error is returned as is and nothing is cached.
+    /// reloaded in the background. A key whose TTL is 0 is loaded every time and not counted as a
+    /// cache read. `load`'s error is returned as is and nothing is cached.
     pub async fn get_or_load<T, E, F, Fut>(&self, key: &str, load: F) -> std::result::Result<T, E>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
@@ -437,6 +449,11 @@ impl ProviderCache {
         F: Fn() -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
     {
+        if !self.inner.policy.key_policy(key).cached() {
+            // TTL 0: the key is never cached; the call goes straight through and is not a
+            // cache read (it counts neither as a request nor as a miss).
+            return load().await;
+        }
         let started = Instant::now();
         match self.find(key, true).await {
             Found::Hit { bytes, level, refresh } => {

@@ -73,8 +73,8 @@ fn free_port() -> u16 {
 }
 
 /// One redis-server or redis-sentinel on loopback, killed on drop.
-struct Redis {
-    port: u16,
+pub(crate) struct Redis {
+    pub(crate) port: u16,
     child: Option<Child>,
     args: Vec<String>,
     sentinel: bool,
@@ -83,7 +83,7 @@ struct Redis {
 
 impl Redis {
     /// A server with these extra `--option value` arguments.
-    fn start(extra: &[&str]) -> Redis {
+    pub(crate) fn start(extra: &[&str]) -> Redis {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let mut args: Vec<String> = vec![
@@ -124,7 +124,7 @@ impl Redis {
         r
     }
 
-    fn spawn(&mut self) {
+    pub(crate) fn spawn(&mut self) {
         let (server, sentinel) = redis_binaries();
         let exe = if self.sentinel { sentinel } else { server };
         let log = File::create(self.dir.path().join("log")).expect("log");
@@ -156,14 +156,14 @@ impl Redis {
         self.child.as_ref().expect("running").id()
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.kill();
         self.spawn();
     }
@@ -263,7 +263,7 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_millis() as u64
 }
 
-async fn wait_for(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
     while !f().await {
         assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
@@ -820,7 +820,7 @@ fn spec_translation_names_bad_fields() {
     let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
     let all = text.join("\n");
     for needle in [
-        "spec: unknown variant `write-around`",
+        "spec.strategy: \"write-around\" is not one of",
         "spec.redisConfig.sentinelHosts[0]",
         "spec.redisConfig.timeout",
         "spec.redisConfig.database",

@@ -4,6 +4,7 @@ mod apiserver;
 mod aws;
 mod azure;
 mod cache;
+mod cache_controller;
 mod common;
 mod conformance;
 mod controller;
