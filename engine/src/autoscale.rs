@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn bad_bounds_are_refused() {
-        assert!(AutoscalePolicy::new(3, 2, 0.5).validate().unwrap_err().contains("must not exceed"));
+        assert!(AutoscalePolicy::new(3, 2, 0.5).validate().is_err_and(|e| e.contains("must not exceed")));
         assert!(AutoscalePolicy::new(0, 2, 0.5).validate().is_err());
         assert!(AutoscalePolicy::new(1, 2, 0.0).validate().is_err());
         assert!(AutoscalePolicy::new(1, 2, 1.5).validate().is_err());
