@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Installs the NovaCron operator with kubectl, in one command:
 #
-#   deploy/deploy.sh [--namespace NS] [--image IMAGE] [--examples] [--monitoring] [--dry-run]
+#   deploy/deploy.sh (--providers FILE | --in-memory) [--namespace NS] [--image IMAGE] [--examples]
+#                    [--monitoring] [--dry-run]
 #
 # 1. checks the prerequisites: kubectl, a reachable cluster, Kubernetes >= 1.25 (the CRDs carry
 #    CEL validation rules);
 # 2. applies the CRDs (deploy/crds/) and waits until they are established;
-# 3. creates the namespace (default novacron-system, Pod Security "restricted") and the provider
-#    Secrets from the environment or files:
-#      novacron-aws    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY [, AWS_SESSION_TOKEN, AWS_REGION]
-#      novacron-azure  AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_TENANT_ID [, AZURE_SUBSCRIPTION_ID]
-#      novacron-gcp    the service-account key file named by GOOGLE_APPLICATION_CREDENTIALS
+# 3. creates the namespace (default novacron-system, Pod Security "restricted"), the ConfigMap
+#    novacron-providers with the operator's providers file, and the provider Secrets from the
+#    environment or files:
+#      novacron-aws    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY [, AWS_SESSION_TOKEN]
+#      novacron-azure  AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_SUBSCRIPTION_ID
+#      novacron-gcp    key.json: the service-account key file named by GOOGLE_APPLICATION_CREDENTIALS
 #    (a cloud whose variables are unset gets no Secret; a partial set is an error);
 # 4. applies the RBAC (deploy/rbac/) and the operator (deploy/operator.yaml) and waits until the
 #    operator is ready;
@@ -18,6 +20,11 @@
 #    ServiceMonitor, the PrometheusRule and the Grafana dashboard (a ConfigMap labelled
 #    grafana_dashboard=1) from deploy/monitoring/, which need the Prometheus Operator's CRDs;
 # 6. prints what to do next.
+#
+# The clouds: --providers FILE is the operator's providers file (start from
+# deploy/providers/example.yaml); its members may name only the Secrets above in credentialsSecret
+# (the ones the Deployment mounts). --in-memory installs deploy/providers/in-memory.yaml instead:
+# in-memory clouds, no real VM, to try the operator out. One of the two is required.
 #
 # --dry-run contacts no cluster and changes nothing: it prints every manifest it would apply, in
 # order, on stdout (Secret values redacted); progress goes to stderr.
@@ -30,10 +37,12 @@ examples=false
 monitoring=false
 dry_run=false
 min_minor=25
+providers_file=""
+in_memory=false
 default_image="novacron/operator:0.1.0"
 
 usage() {
-  sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 die() {
@@ -63,6 +72,19 @@ while [ $# -gt 0 ]; do
       ;;
     --image=*)
       image="${1#*=}"
+      shift
+      ;;
+    --providers)
+      [ $# -ge 2 ] || die "--providers needs a file"
+      providers_file="$2"
+      shift 2
+      ;;
+    --providers=*)
+      providers_file="${1#*=}"
+      shift
+      ;;
+    --in-memory)
+      in_memory=true
       shift
       ;;
     --examples)
@@ -95,14 +117,54 @@ if [ -n "$image" ] && ! [[ "$image" =~ ^[A-Za-z0-9][A-Za-z0-9._/:@-]*$ ]]; then
   die "--image '$image' is not an image reference"
 fi
 
-# The manifests name the namespace novacron-system and the image novacron/operator:0.1.0.
+# The clouds: exactly one of --providers FILE and --in-memory.
+if $in_memory && [ -n "$providers_file" ]; then
+  die "give --providers FILE or --in-memory, not both"
+fi
+if $in_memory; then
+  providers_file="${here}/providers/in-memory.yaml"
+elif [ -z "$providers_file" ]; then
+  die "name the clouds: --providers FILE (the operator's providers file; start from deploy/providers/example.yaml), or --in-memory to try the operator on in-memory clouds (no real VM is created)"
+fi
+[ -r "$providers_file" ] || die "--providers: cannot read ${providers_file}"
+grep -q '^providers:' "$providers_file" || die "--providers ${providers_file}: not a providers file (no top-level 'providers:' list)"
+# The Deployment mounts these three Secrets only: a member naming another would stop the operator.
+mounted="novacron-aws novacron-azure novacron-gcp"
+named="$(sed -n "s/^[[:space:]-]*credentialsSecret:[[:space:]]*[\"']\{0,1\}\([^\"'#[:space:]]*\).*/\1/p" "$providers_file" | sort -u)"
+for s in $named; do
+  case " $mounted " in
+    *" $s "*) ;;
+    *) die "--providers ${providers_file}: credentialsSecret ${s} is not one the Deployment mounts (${mounted}); rename it, or install with Helm, which mounts any Secret its values name" ;;
+  esac
+done
+providers_sum="$(sha256sum "$providers_file" | cut -d' ' -f1)"
+
+# The manifests name the namespace novacron-system and the image novacron/operator:0.1.0; the
+# Deployment carries the providers file's checksum, so that a changed file restarts the pods.
 render() {
   local out
-  out="$(sed -e "s/novacron-system/${namespace}/g" "$@")"
+  out="$(sed -e "s/novacron-system/${namespace}/g" \
+    -e "s/novacron.io\/providers-checksum: \"none\"/novacron.io\/providers-checksum: \"${providers_sum}\"/" "$@")"
   if [ -n "$image" ]; then
     out="${out//image: ${default_image}/image: ${image}}"
   fi
   printf '%s\n' "$out"
+}
+
+# The ConfigMap novacron-providers with the providers file (key providers.yaml).
+providers_configmap() {
+  echo "---"
+  echo "# Source: ${providers_file#"${here}/"}"
+  echo "apiVersion: v1"
+  echo "kind: ConfigMap"
+  echo "metadata:"
+  echo "  name: novacron-providers"
+  echo "  namespace: ${namespace}"
+  echo "  labels:"
+  echo "    app.kubernetes.io/part-of: novacron"
+  echo "data:"
+  echo "  providers.yaml: |"
+  sed 's/^/    /' "$providers_file"
 }
 
 # Prints a file list as one multi-document stream.
@@ -210,9 +272,9 @@ fi
 
 # Provider Secrets, built (and checked) before anything is applied.
 secrets="$(
-  secret_from_env novacron-aws AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY -- AWS_SESSION_TOKEN AWS_REGION
-  secret_from_env novacron-azure AZURE_CLIENT_ID AZURE_CLIENT_SECRET AZURE_TENANT_ID -- AZURE_SUBSCRIPTION_ID
-  secret_from_file novacron-gcp credentials.json "${GOOGLE_APPLICATION_CREDENTIALS:-}"
+  secret_from_env novacron-aws AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY -- AWS_SESSION_TOKEN
+  secret_from_env novacron-azure AZURE_TENANT_ID AZURE_CLIENT_ID AZURE_CLIENT_SECRET AZURE_SUBSCRIPTION_ID
+  secret_from_file novacron-gcp key.json "${GOOGLE_APPLICATION_CREDENTIALS:-}"
 )"
 
 # --- 2. CRDs ----------------------------------------------------------------------------------
@@ -226,12 +288,21 @@ fi
 say "namespace ${namespace}"
 documents "$here/namespace.yaml" | apply
 
+say "providers file ${providers_file#"${here}/"} (ConfigMap novacron-providers)"
+providers_configmap | apply
+created="$(printf '%s\n' "$secrets" | sed -n 's/^  name: //p' | tr '\n' ' ')"
 if [ -n "$secrets" ]; then
-  say "provider Secrets: $(printf '%s\n' "$secrets" | sed -n 's/^  name: //p' | tr '\n' ' ')"
+  say "provider Secrets: ${created}"
   printf '%s\n' "$secrets" | apply
 else
-  say "no provider credentials in the environment: no Secret (the in-memory cloud needs none)"
+  say "no provider credentials in the environment: no Secret created"
 fi
+for s in $named; do
+  case " $created " in
+    *" $s "*) ;;
+    *) say "note: the providers file names Secret ${s}, not created from this environment: it must exist in ${namespace}" ;;
+  esac
+done
 
 # --- 4. RBAC and the operator -----------------------------------------------------------------
 say "RBAC (deploy/rbac/) and the operator (deploy/operator.yaml)"
@@ -286,7 +357,7 @@ NovaCron operator is running in namespace ${namespace}.
   kubectl get mcvm -A                                      # STRATEGY PRIMARY SERVING COST/H READY
   kubectl -n ${namespace} port-forward svc/novacron-operator 8080 & curl -s localhost:8080/metrics
 
-The operator uses its in-memory cloud for now (--provider memory): no real VM is created.
+$(if $in_memory; then echo "The operator runs on in-memory clouds (--in-memory): no real VM is created."; else echo "The operator creates VMs in the clouds of ${providers_file}."; fi)
 Uninstall: delete the MultiCloudVMs first (their finalizer removes their cloud VMs), then
   kubectl delete -f ${here}/operator.yaml -f ${here}/rbac/ && kubectl delete -f ${here}/crds/
 EOF

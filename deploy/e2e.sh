@@ -11,7 +11,7 @@
 #    --mode local (default): builds it with cargo and runs it on this machine against the
 #      kubeconfig, with leader election on a Lease in NS and a decision log;
 #    --mode image: builds the image (docker build, unless --no-build), loads it into the kind or
-#      k3d cluster, and installs the operator into NS with deploy/deploy.sh --image IMAGE
+#      k3d cluster, and installs the operator into NS with deploy/deploy.sh --image IMAGE --in-memory
 #      (default novacron/operator:e2e; on another cluster the image must be pullable);
 # 4. applies the seed MultiCloudVM (deploy/examples/seed-multicloudvm.yaml) and a MultiCloudVM
 #    with a bad primary region; waits for the seed's Ready=True and the bad one's SpecValid=False;
@@ -297,7 +297,7 @@ else
   esac
   say "installing the operator into $namespace with deploy/deploy.sh"
   installed=true
-  run "$here/deploy.sh" --namespace "$namespace" --image "$image" >&2
+  run "$here/deploy.sh" --namespace "$namespace" --image "$image" --in-memory >&2
 fi
 
 # The Lease: held by this run's operator (local) or by one of the operator's pods (image).

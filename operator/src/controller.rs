@@ -319,13 +319,58 @@ pub fn backoff(uid: &str, attempt: u32) -> Duration {
     base + jitter
 }
 
+/// What a reconcile error says about the clouds' credentials: the message of a provider's
+/// refusal (it names the provider and the credential's source, never a value), if it was one.
+pub(crate) fn credentials_problem(e: &Error) -> Option<String> {
+    match e {
+        Error::Provider(p @ crate::provider::ProviderError::Auth(_)) => Some(p.to_string()),
+        _ => None,
+    }
+}
+
+/// The `CredentialsValid` condition and a `Ready` condition saying why nothing progresses.
+pub(crate) fn credentials_conditions(message: &str, generation: Option<i64>) -> Vec<Condition> {
+    vec![
+        Condition::new("Ready", false, "CredentialsRejected", message, generation),
+        Condition::new("CredentialsValid", false, "CredentialsRejected", message, generation),
+    ]
+}
+
 async fn apply(obj: Arc<MultiCloudVM>, ctx: &Context) -> Result<Action> {
+    let result = deploy(obj.clone(), ctx).await;
+    if let Err(e) = &result
+        && let Some(message) = credentials_problem(e)
+    {
+        // A cloud refused the operator's credentials: say so in the status (the rest of it as
+        // it was), then back off as for any error.
+        let previous = obj.status.clone().unwrap_or_default();
+        let now = rfc3339(ctx.clock.now());
+        let status = MultiCloudVMStatus {
+            conditions: merge_conditions(
+                &previous.conditions,
+                credentials_conditions(&message, obj.metadata.generation),
+                &now,
+            ),
+            ..previous
+        };
+        warn!("{}/{}: {message}", obj.namespace().unwrap_or_default(), obj.name_any());
+        let api: Api<MultiCloudVM> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+        let patch = serde_json::json!({ "apiVersion": "novacron.io/v1", "kind": "MultiCloudVM", "status": status });
+        let pp = PatchParams::apply(&ctx.config.field_manager).force();
+        if let Err(pe) = api.patch_status(&obj.name_any(), &pp, &Patch::Apply(&patch)).await {
+            warn!("cannot write the status of {}: {pe}", obj.name_any());
+        }
+    }
+    result
+}
+
+async fn deploy(obj: Arc<MultiCloudVM>, ctx: &Context) -> Result<Action> {
     let ns = obj.namespace().ok_or(Error::MissingObjectKey("namespace"))?;
     let uid = obj.uid().ok_or(Error::MissingObjectKey("uid"))?;
     let name = obj.name_any();
     let key = format!("{ns}/{name}");
     let index = ctx.catalog().await?;
-    let mut problems: Vec<Problem> = Vec::new();
+    let mut problems: Vec<Problem> = translate::unsupported_credentials(&obj.spec);
     let template = match &obj.spec.vm_template {
         Some(r) => {
             let tns = r.namespace.clone().unwrap_or_else(|| ns.clone());
@@ -532,13 +577,24 @@ fn status_of(
         let m = format!("{} of {} replicas serving", health.serving, health.replicas);
         Condition::new("Ready", false, "Progressing", m, generation)
     };
+    let mut conditions = vec![spec_valid, ready];
+    if previous.conditions.iter().any(|c| c.type_ == "CredentialsValid") {
+        // Rejected credentials were reported before; they work again.
+        conditions.push(Condition::new(
+            "CredentialsValid",
+            true,
+            "Accepted",
+            "the clouds accept the credentials",
+            generation,
+        ));
+    }
     let active = t.active_region();
     let index = t.index();
     MultiCloudVMStatus {
         observed_generation: generation,
         conditions: merge_conditions(
             &previous.conditions,
-            [spec_valid, ready].into_iter().chain(policy).collect(),
+            conditions.into_iter().chain(policy).collect(),
             &rfc3339(now),
         ),
         cloud_deployments: t.cloud_deployments(),

@@ -55,6 +55,7 @@ pub mod decision_log;
 pub mod federation_controller;
 pub mod http;
 pub mod leader;
+pub mod logging;
 pub mod metrics;
 pub mod policy_controller;
 pub mod provider;

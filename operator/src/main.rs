@@ -116,10 +116,19 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // RUST_LOG (e.g. `operator=debug,kube=info`) chooses what is logged; `info` without it.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    // RUST_LOG (e.g. `operator=debug,kube=info`) chooses what is logged; `info` without it. The
+    // cloud SDKs never log below info (operator::logging): no credential reaches the log.
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let rust_log = std::env::var("RUST_LOG").ok();
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_filter(operator::logging::filter(rust_log.as_deref())),
+        )
+        .init();
     // rustls is linked with two crypto providers (ring through kube, aws-lc-rs through the AWS
     // SDK) and then refuses to choose one itself: the kube client would panic on its first use.
     let _ = rustls::crypto::ring::default_provider().install_default();

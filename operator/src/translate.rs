@@ -48,6 +48,27 @@ pub fn describe(problems: &[Problem]) -> String {
     problems.iter().map(Problem::to_string).collect::<Vec<_>>().join("; ")
 }
 
+/// Per-object credentials are refused: a MultiCloudVM naming `spec.providers[].credentialsSecret`
+/// gets a problem for each, and nothing is deployed. The operator creates VMs only with the
+/// credentials of its own providers file (operator-level Secrets mounted into its pod), so it needs
+/// no right to read Secrets in the users' namespaces, and a VM is never billed to an account the
+/// object's author did not mean (which using the operator's credentials in place of the named
+/// ones would do). operator/README.md ("Per-object credentials") says why.
+pub fn unsupported_credentials(spec: &MultiCloudVMSpec) -> Vec<Problem> {
+    spec.providers
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.credentials_secret.is_some())
+        .map(|(i, _)| Problem {
+            field: format!("spec.providers[{i}].credentialsSecret"),
+            message: "per-object credentials are not supported: the operator creates VMs with the credentials of \
+                      its providers file only; remove credentialsSecret (the account is chosen by the operator's \
+                      administrators)"
+                .into(),
+        })
+        .collect()
+}
+
 /// Default replica size when neither `vmTemplate` nor `vcpu` is given.
 pub const DEFAULT_VCPU: u32 = 2;
 /// Default replica memory, GiB (the simulator's default too).

@@ -11,6 +11,12 @@
 //! VM). A VirtualMachine without region, zone or instance type is `Failed` with a message naming
 //! the field.
 //!
+//! A cloud that refuses the operator's credentials (listing or creating) leaves the phase as it
+//! was and sets `Ready` and `CredentialsValid` to False with reason `CredentialsRejected` and the
+//! provider's message (which names the provider and the credential's source, never a value); the
+//! reconcile then fails and is retried with backoff. The VM is not `Failed`: nothing was created,
+//! and replacing it would only fail the same way.
+//!
 //! Cleanup (the finalizer): every live instance tagged with the VM's UID is deleted, the cloud
 //! is listed again, and only when none is left the finalizer goes, so the cloud VM is gone before
 //! the object is.
@@ -101,7 +107,10 @@ async fn apply(obj: Arc<VirtualMachine>, ctx: &Context) -> Result<Action> {
         // Final: the owner's engine replaces the VM; the finalizer deletes what may remain.
         return Ok(Action::await_change());
     }
-    let listed = ctx.cloud.list(&uid).await?;
+    let listed = match ctx.cloud.list(&uid).await {
+        Ok(l) => l,
+        Err(e) => return Err(credentials_rejected(&obj, ctx, e.into()).await),
+    };
     let mine = listed.into_iter().find(|i| previous.instance_id.as_ref().is_none_or(|id| &i.id == id));
     let status = match (mine, &previous.instance_id) {
         (Some(i), _) => observed(&previous, &i),
@@ -135,6 +144,9 @@ async fn apply(obj: Arc<VirtualMachine>, ctx: &Context) -> Result<Action> {
                 };
                 match ctx.cloud.create(request).await {
                     Ok(i) => observed(&previous, &i),
+                    Err(e @ crate::provider::ProviderError::Auth(_)) => {
+                        return Err(credentials_rejected(&obj, ctx, e.into()).await);
+                    }
                     Err(e) => failed(&previous, cause_name(e.failure_cause()), e.to_string()),
                 }
             } else {
@@ -154,9 +166,19 @@ async fn apply(obj: Arc<VirtualMachine>, ctx: &Context) -> Result<Action> {
         }
         _ => Condition::new("Ready", false, "Provisioning", "the cloud is creating the instance", generation),
     };
+    let mut conditions = vec![ready];
+    if previous.conditions.iter().any(|c| c.type_ == "CredentialsValid") {
+        conditions.push(Condition::new(
+            "CredentialsValid",
+            true,
+            "Accepted",
+            "the cloud accepts the credentials",
+            generation,
+        ));
+    }
     let status = VirtualMachineStatus {
         observed_generation: generation,
-        conditions: merge_conditions(&previous.conditions, vec![ready], &now),
+        conditions: merge_conditions(&previous.conditions, conditions, &now),
         ..status
     };
     if obj.status.as_ref() != Some(&status) {
@@ -175,6 +197,35 @@ async fn apply(obj: Arc<VirtualMachine>, ctx: &Context) -> Result<Action> {
         Some("Running") => Action::requeue(poll),
         _ => Action::requeue(poll.min(Duration::from_secs(5))),
     })
+}
+
+/// When `e` is a refusal of the credentials: the status says so, naming the provider (the phase
+/// stays as it was). Returns `e` for the reconcile to fail with.
+async fn credentials_rejected(obj: &VirtualMachine, ctx: &Context, e: Error) -> Error {
+    let Some(problem) = crate::controller::credentials_problem(&e) else { return e };
+    let who = obj.spec.provider.as_deref().or(obj.spec.region.as_deref()).unwrap_or("the cloud");
+    let message = format!("{who}: {problem}");
+    let previous = obj.status.clone().unwrap_or_default();
+    let now = rfc3339(ctx.clock.now());
+    let status = VirtualMachineStatus {
+        observed_generation: obj.metadata.generation,
+        conditions: merge_conditions(
+            &previous.conditions,
+            crate::controller::credentials_conditions(&message, obj.metadata.generation),
+            &now,
+        ),
+        ..previous
+    };
+    tracing::warn!("VirtualMachine {}/{}: {message}", obj.namespace().unwrap_or_default(), obj.name_any());
+    if obj.status.as_ref() != Some(&status) {
+        let api: Api<VirtualMachine> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+        let patch = serde_json::json!({ "apiVersion": "novacron.io/v1", "kind": "VirtualMachine", "status": status });
+        let pp = PatchParams::apply(&ctx.config.field_manager).force();
+        if let Err(pe) = api.patch_status(&obj.name_any(), &pp, &Patch::Apply(&patch)).await {
+            tracing::warn!("cannot write the status of VirtualMachine {}: {pe}", obj.name_any());
+        }
+    }
+    e
 }
 
 async fn cleanup(obj: Arc<VirtualMachine>, ctx: &Context) -> Result<Action> {

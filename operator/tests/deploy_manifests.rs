@@ -889,6 +889,95 @@ fn operator_container() -> Value {
     one("deploy/operator.yaml", "Deployment")["spec"]["template"]["spec"]["containers"][0].clone()
 }
 
+/// A flag's value in a container's arguments.
+fn flag(container: &Value, name: &str) -> Option<String> {
+    let args: Vec<&str> = container["args"].as_array()?.iter().filter_map(Value::as_str).collect();
+    args.iter().position(|a| *a == name).and_then(|i| args.get(i + 1)).map(|a| (*a).to_owned())
+}
+
+/// `--providers` and `--secrets-dir` of a container, checked against its mounts: the providers
+/// file is a key of a mounted ConfigMap, and every mounted Secret is the folder
+/// `<secrets dir>/<Secret name>` the operator reads it from.
+fn provider_paths(container: &Value) -> (String, String) {
+    assert_eq!(flag(container, "--provider").as_deref(), Some("multi"), "the router over the providers file");
+    let providers = flag(container, "--providers").expect("--providers");
+    let secrets_dir = flag(container, "--secrets-dir").expect("--secrets-dir");
+    (providers, secrets_dir)
+}
+
+/// The Secrets a pod mounts for the operator (name -> mounted folder), after checking that the
+/// ConfigMap holding `--providers` is mounted and that each Secret sits at
+/// `<--secrets-dir>/<name>`, read-only. Returns the ConfigMap's name too.
+fn pod_provider_mounts(deployment: &Value) -> (String, BTreeMap<String, Value>) {
+    let pod = &deployment["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let (providers, secrets_dir) = provider_paths(c);
+    let volumes: BTreeMap<&str, &Value> = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .map(|v| (v["name"].as_str().expect("volume name"), v))
+        .collect();
+    let mut configmap = None;
+    let mut secrets = BTreeMap::new();
+    for m in c["volumeMounts"].as_array().expect("volumeMounts") {
+        let v = volumes[m["name"].as_str().expect("mount name")];
+        let path = m["mountPath"].as_str().expect("mountPath");
+        if let Some(cm) = v.get("configMap") {
+            assert_eq!(
+                format!("{path}/providers.yaml"),
+                providers,
+                "--providers is the ConfigMap's key providers.yaml"
+            );
+            assert_eq!(m["readOnly"], true);
+            configmap = Some(cm["name"].as_str().expect("ConfigMap name").to_owned());
+        }
+        if let Some(secret) = v.get("secret") {
+            let name = secret["secretName"].as_str().expect("secretName");
+            assert_eq!(path, format!("{secrets_dir}/{name}"), "Secret {name} is where --secrets-dir says");
+            assert_eq!(m["readOnly"], true, "Secret {name} read-only");
+            secrets.insert(name.to_owned(), secret.clone());
+        }
+    }
+    (configmap.expect("the providers ConfigMap is mounted"), secrets)
+}
+
+/// The operator's own parser and builder accept `text` as its providers file, with every Secret
+/// a member names among `mounted` (given the keys its kind reads, as fake values, in a folder laid
+/// out as Kubernetes mounts Secrets). Returns the members' names.
+fn operator_accepts(text: &str, origin: &str, mounted: &BTreeSet<String>) -> Vec<String> {
+    use operator::provider::setup;
+    let file = setup::ProvidersFile::parse(text, origin).unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    for m in &file.providers {
+        let Some(secret) = &m.credentials_secret else { continue };
+        assert!(
+            mounted.contains(secret),
+            "{origin}: member {} names Secret {secret}, not mounted ({mounted:?})",
+            m.name
+        );
+        let folder = dir.path().join(secret);
+        std::fs::create_dir_all(&folder).expect("mkdir");
+        let pem = read("operator/tests/fixtures/gcp/test-only-key.pem");
+        let key = json!({"type": "service_account", "project_id": "p", "private_key_id": "k", "private_key": pem,
+            "client_email": "sa@p.iam.gserviceaccount.com", "token_uri": "https://oauth2.googleapis.com/token"});
+        let keys: Vec<(&str, String)> = match m.kind.as_str() {
+            "aws" => vec![("AWS_ACCESS_KEY_ID", "AKIAFAKE".into()), ("AWS_SECRET_ACCESS_KEY", "fake".into())],
+            "azure" => ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_SUBSCRIPTION_ID"]
+                .map(|k| (k, "fake".to_owned()))
+                .into(),
+            "gcp" => vec![("key.json", key.to_string())],
+            _ => vec![],
+        };
+        for (k, v) in keys {
+            std::fs::write(folder.join(k), v).expect("write");
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let multi = rt.block_on(setup::build(&file, dir.path())).unwrap_or_else(|e| panic!("{origin}: {e}"));
+    multi.members().iter().map(|m| m.name.clone()).collect()
+}
+
 fn scrape() -> &'static Scrape {
     static S: OnceLock<Scrape> = OnceLock::new();
     S.get_or_init(|| {
@@ -911,10 +1000,26 @@ fn scrape() -> &'static Scrape {
             ),
         )
         .expect("write kubeconfig");
-        // The Deployment's arguments, listening on loopback at a free port instead of 0.0.0.0:8080.
+        // The Deployment's arguments, listening on loopback at a free port instead of 0.0.0.0:8080,
+        // with the providers file `deploy.sh --in-memory` installs where the ConfigMap is mounted
+        // and the (empty) folder of mounted Secrets.
         let local = free_port();
-        let args: Vec<String> =
-            args.iter().map(|a| if *a == listen { format!("127.0.0.1:{local}") } else { a.clone() }).collect();
+        let files = dir.path().join("providers-mount");
+        std::fs::create_dir_all(&files).expect("mkdir");
+        let (providers_path, secrets_dir) = provider_paths(&container);
+        let providers_key = Path::new(&providers_path).file_name().expect("a file name");
+        std::fs::write(files.join(providers_key), read("deploy/providers/in-memory.yaml")).expect("write");
+        let secrets = dir.path().join("secrets");
+        std::fs::create_dir_all(&secrets).expect("mkdir");
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| match a {
+                a if *a == listen => format!("127.0.0.1:{local}"),
+                a if *a == providers_path => files.join(providers_key).display().to_string(),
+                a if *a == secrets_dir => secrets.display().to_string(),
+                a => a.clone(),
+            })
+            .collect();
         let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_operator"));
         // What the downward API gives the pod (POD_NAME, POD_NAMESPACE).
@@ -1434,6 +1539,24 @@ fn operator_yaml_is_hardened_and_probes_what_the_binary_serves() {
         !args.iter().any(|a| a.starts_with("--leader-election")),
         "leader election stays on (the default): {args:?}"
     );
+    // The clouds: the providers file from the ConfigMap deploy.sh creates, and the three Secrets
+    // deploy.sh creates, each optional (only the clouds in use have one), where --secrets-dir
+    // says. The shipped providers files are accepted by the operator with those Secrets.
+    let (configmap, secrets) = pod_provider_mounts(&deploy);
+    assert_eq!(configmap, "novacron-providers");
+    assert_eq!(secrets.keys().collect::<Vec<_>>(), ["novacron-aws", "novacron-azure", "novacron-gcp"]);
+    assert!(secrets.values().all(|s| s["optional"] == true), "{secrets:?}");
+    let mounted: BTreeSet<String> = secrets.keys().cloned().collect();
+    let example = "deploy/providers/example.yaml";
+    assert_eq!(
+        operator_accepts(&read(example), example, &mounted),
+        ["aws-us-east-1", "azure-eastus", "gcp-us-central1"]
+    );
+    let trial = "deploy/providers/in-memory.yaml";
+    assert_eq!(
+        operator_accepts(&read(trial), trial, &BTreeSet::new()),
+        ["aws-us-east-1", "azure-eastus", "gcp-us-central1"]
+    );
 
     let pod = &deploy["spec"]["template"]["spec"];
     assert_eq!(pod["serviceAccountName"], account["metadata"]["name"]);
@@ -1597,26 +1720,50 @@ fn helm_chart_renders_with_helms_sdk_and_matches_the_plain_manifests() {
         "{chart}/files/grafana-dashboard.json is stale: cp deploy/monitoring/grafana-dashboard.json {chart}/files/"
     );
 
-    // Helm's linter.
-    let lint = run_ok(
-        Command::new(python_tools().join("python"))
-            .args(["-c", "import json, sys, helm_python as h; print(json.dumps(h.lint(sys.argv[1])))"])
-            .arg(repo().join(chart)),
-        "helm lint",
+    assert!(
+        read(&format!("{chart}/files/providers-in-memory.yaml")) == read("deploy/providers/in-memory.yaml"),
+        "{chart}/files/providers-in-memory.yaml is stale: cp deploy/providers/in-memory.yaml {chart}/files/providers-in-memory.yaml"
     );
-    let lint: Value = serde_json::from_slice(&lint.stdout).expect("lint JSON");
-    assert_eq!(lint["errors"], json!([]), "{lint}");
-    let severe: Vec<&Value> = lint["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter(|m| m["severity"].as_u64().unwrap_or(0) > 1)
-        .collect();
-    assert!(severe.is_empty(), "helm lint warnings: {severe:?}");
+    // Real clouds: members of each kind, a Secret the chart writes and one the user manages.
+    let clouds = json!({
+        "members": [
+            {"name": "aws-us-east-1", "kind": "aws", "region": "aws-us-east-1", "aliases": ["aws-us-east"],
+             "zones": ["us-east-1a"], "instanceTypes": [{"name": "m5.large", "vcpu": 2, "memoryGib": 8}],
+             "credentialsSecret": "novacron-aws", "aws": {"imageId": "ami-0123456789abcdef0"}},
+            {"name": "gcp-us-central1", "kind": "gcp", "region": "gcp-us-central1", "zones": ["a"],
+             "instanceTypes": [{"name": "n2-standard-2", "vcpu": 2, "memoryGib": 8}], "credentialsSecret": "my-gcp-key"}
+        ],
+        "secrets": {"novacron-aws": {"stringData": {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t"}}}
+    });
 
-    // Default values, as deploy/ installs it.
+    // Helm's linter, on the in-memory trial and on real clouds.
+    for values in [json!({"providers": {"inMemory": true}}), json!({"providers": clouds})] {
+        let lint = run_ok(
+            Command::new(python_tools().join("python"))
+                .args(["-c", "import json, sys, helm_python as h; print(json.dumps(h.lint(sys.argv[1], json.loads(sys.argv[2]))))"])
+                .arg(repo().join(chart))
+                .arg(values.to_string()),
+            "helm lint",
+        );
+        let lint: Value = serde_json::from_slice(&lint.stdout).expect("lint JSON");
+        assert_eq!(lint["errors"], json!([]), "{lint}");
+        let severe: Vec<&Value> = lint["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .filter(|m| m["severity"].as_u64().unwrap_or(0) > 1)
+            .collect();
+        assert!(severe.is_empty(), "helm lint warnings: {severe:?}");
+    }
+
+    // Without clouds the chart refuses to install: the in-memory clouds are an explicit choice.
     let ns = "novacron-system";
-    let defaults = helm_render(&json!({}), ns).unwrap_or_else(|e| panic!("helm render: {e}"));
+    let err = helm_render(&json!({}), ns).expect_err("no clouds named");
+    assert!(err.contains("providers.members is empty") && err.contains("providers.inMemory=true"), "{err}");
+
+    // The in-memory trial, as `deploy.sh --in-memory` installs it.
+    let defaults =
+        helm_render(&json!({"providers": {"inMemory": true}}), ns).unwrap_or_else(|e| panic!("helm render: {e}"));
     for (template, d) in rendered_docs(&defaults) {
         k8s_round_trip(&d, &template);
         if d["metadata"].get("namespace").is_some() {
@@ -1630,6 +1777,7 @@ fn helm_chart_renders_with_helms_sdk_and_matches_the_plain_manifests() {
         [
             "ClusterRole",
             "ClusterRoleBinding",
+            "ConfigMap",
             "Deployment",
             "PodDisruptionBudget",
             "Role",
@@ -1639,7 +1787,7 @@ fn helm_chart_renders_with_helms_sdk_and_matches_the_plain_manifests() {
         ]
         .map(str::to_owned)
         .into(),
-        "the default install: no Secret, no monitoring objects"
+        "the trial install: no Secret, no monitoring objects"
     );
     let role = &rendered(&defaults, "ClusterRole")[0];
     assert_eq!(granted(&role["rules"]), granted(&one("deploy/rbac/clusterrole.yaml", "ClusterRole")["rules"]), "RBAC");
@@ -1678,15 +1826,22 @@ fn helm_chart_renders_with_helms_sdk_and_matches_the_plain_manifests() {
         rendered(&defaults, "Service")[0]["spec"]["ports"],
         one("deploy/operator.yaml", "Service")["spec"]["ports"]
     );
-    assert!(hc.get("envFrom").is_none() && hc.get("volumeMounts").is_none(), "no credentials mounted without values");
+    let (configmap, secrets) = pod_provider_mounts(helm);
+    assert!(secrets.is_empty() && hc.get("envFrom").is_none(), "no credentials mounted for in-memory clouds");
+    let providers = rendered(&defaults, "ConfigMap");
+    assert_eq!(providers[0]["metadata"]["name"], configmap);
+    assert_eq!(providers[0]["data"]["providers.yaml"], read("deploy/providers/in-memory.yaml"));
     let downward = |c: &Value| -> Vec<Value> {
         c["env"].as_array().into_iter().flatten().filter(|e| e.get("valueFrom").is_some()).cloned().collect()
     };
     assert_eq!(downward(hc), downward(pc), "POD_NAME and POD_NAMESPACE");
 
     // One replica without leader election: no Lease, no budget, Recreate.
-    let single = helm_render(&json!({"replicaCount": 1, "leaderElection": {"enabled": false}}), ns)
-        .unwrap_or_else(|e| panic!("helm render: {e}"));
+    let single = helm_render(
+        &json!({"replicaCount": 1, "leaderElection": {"enabled": false}, "providers": {"inMemory": true}}),
+        ns,
+    )
+    .unwrap_or_else(|e| panic!("helm render: {e}"));
     assert!(rendered(&single, "Role").is_empty() && rendered(&single, "PodDisruptionBudget").is_empty());
     let d = &rendered(&single, "Deployment")[0];
     assert_eq!(d["spec"]["strategy"], json!({"type": "Recreate"}));
@@ -1694,13 +1849,10 @@ fn helm_chart_renders_with_helms_sdk_and_matches_the_plain_manifests() {
     let args = &d["spec"]["template"]["spec"]["containers"][0]["args"];
     assert_eq!(args.as_array().and_then(|a| a.last()), Some(&json!("--leader-election=false")), "{args}");
 
-    // Everything on: credentials, Redis, decision log, monitoring.
+    // Everything on: real clouds and their credentials, Redis, decision log, monitoring.
     let values = json!({
         "operator": {"decisionLog": true, "poll": "1m"},
-        "providers": {
-            "aws": {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "s3cr3t", "region": "us-east-1"},
-            "gcp": {"existingSecret": "my-gcp-key"}
-        },
+        "providers": clouds,
         "redis": {"enabled": true, "endpoint": "redis.cache:6379", "password": "pw"},
         "monitoring": {
             "serviceMonitor": {"enabled": true},
@@ -1714,15 +1866,26 @@ fn helm_chart_renders_with_helms_sdk_and_matches_the_plain_manifests() {
     }
     let secrets = rendered(&all, "Secret");
     let names: BTreeSet<&str> = secrets.iter().filter_map(|s| s["metadata"]["name"].as_str()).collect();
-    assert_eq!(names, BTreeSet::from(["novacron-operator-aws", "novacron-operator-redis"]));
-    let aws = secrets.iter().find(|s| s["metadata"]["name"] == "novacron-operator-aws").expect("aws");
-    assert_eq!(
-        aws["stringData"],
-        json!({"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t", "AWS_REGION": "us-east-1"})
-    );
+    // The Secret given with stringData is written under the name its member uses; my-gcp-key is
+    // the user's own, mounted but not written.
+    assert_eq!(names, BTreeSet::from(["novacron-aws", "novacron-operator-redis"]));
+    let aws = secrets.iter().find(|s| s["metadata"]["name"] == "novacron-aws").expect("aws");
+    assert_eq!(aws["stringData"], json!({"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t"}));
     let d = &rendered(&all, "Deployment")[0];
     let c = &d["spec"]["template"]["spec"]["containers"][0];
-    assert_eq!(c["envFrom"], json!([{"secretRef": {"name": "novacron-operator-aws"}}]));
+    assert!(c.get("envFrom").is_none(), "credentials are files under --secrets-dir, not variables");
+    // The rendered providers file is one the operator accepts, and every Secret a member names
+    // is mounted where the operator reads it (the written one and the one the user manages).
+    let (configmap, secrets) = pod_provider_mounts(d);
+    assert_eq!(secrets.keys().collect::<Vec<_>>(), ["my-gcp-key", "novacron-aws"]);
+    let providers =
+        rendered(&all, "ConfigMap").into_iter().find(|m| m["metadata"]["name"] == configmap).expect("providers");
+    let text = providers["data"]["providers.yaml"].as_str().expect("providers.yaml");
+    let mounted: BTreeSet<String> = secrets.keys().cloned().collect();
+    assert_eq!(
+        operator_accepts(text, "the chart's providers ConfigMap", &mounted),
+        ["aws-us-east-1", "gcp-us-central1"]
+    );
     assert_eq!(
         c["args"],
         json!([
@@ -1732,15 +1895,19 @@ fn helm_chart_renders_with_helms_sdk_and_matches_the_plain_manifests() {
             "--poll",
             "1m",
             "--provider",
-            "memory",
+            "multi",
+            "--providers",
+            "/etc/novacron/providers.yaml",
+            "--secrets-dir",
+            "/var/run/secrets/novacron",
             "--decision-log",
             "/var/lib/novacron/decisions.jsonl"
         ])
     );
-    let volumes = &d["spec"]["template"]["spec"]["volumes"];
-    assert_eq!(volumes[0], json!({"name": "gcp-credentials", "secret": {"secretName": "my-gcp-key"}}));
-    assert_eq!(volumes[1]["name"], "decision-log");
-    assert_eq!(c["volumeMounts"][1], json!({"name": "decision-log", "mountPath": "/var/lib/novacron"}));
+    let volumes = d["spec"]["template"]["spec"]["volumes"].as_array().expect("volumes");
+    assert!(volumes.iter().any(|v| v["name"] == "decision-log" && v.get("emptyDir").is_some()), "{volumes:?}");
+    let mounts = c["volumeMounts"].as_array().expect("mounts");
+    assert!(mounts.contains(&json!({"name": "decision-log", "mountPath": "/var/lib/novacron"})), "{mounts:?}");
     let cache = &rendered(&all, "CacheIntegration")[0];
     check_crd_document(cache, "the chart's CacheIntegration");
     assert_eq!(
@@ -1751,7 +1918,10 @@ fn helm_chart_renders_with_helms_sdk_and_matches_the_plain_manifests() {
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], rendered(&all, "Service")[0]["spec"]["ports"][0]["name"]);
     assert_eq!(monitor["spec"]["jobLabel"], "app.kubernetes.io/name");
     assert_eq!(rendered(&all, "Service")[0]["metadata"]["labels"]["app.kubernetes.io/name"], "novacron-operator");
-    let dashboard = &rendered(&all, "ConfigMap")[0];
+    let dashboard = rendered(&all, "ConfigMap")
+        .into_iter()
+        .find(|m| m["metadata"]["labels"]["grafana_dashboard"] == "1")
+        .expect("dashboard");
     assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
     let json_text = dashboard["data"]["novacron-operator.json"].as_str().expect("dashboard");
     assert_eq!(
@@ -1763,7 +1933,7 @@ fn helm_chart_renders_with_helms_sdk_and_matches_the_plain_manifests() {
     assert_eq!(rules["spec"], yaml("deploy/monitoring/alerts.yaml")[0], "the chart's PrometheusRule and alerts.yaml");
 
     // Other budgets reach the expressions, and promtool accepts what the chart renders.
-    let values = json!({"monitoring": {"prometheusRule": {
+    let values = json!({"providers": {"inMemory": true}, "monitoring": {"prometheusRule": {
         "enabled": true, "deploymentBudgetPerHour": 2.5, "fleetBudgetPerHour": 120, "reconcileErrorPercent": 5, "providerErrorPercent": 30
     }}});
     let custom = helm_render(&values, ns).unwrap_or_else(|e| panic!("helm render: {e}"));
@@ -1783,15 +1953,34 @@ fn helm_chart_renders_with_helms_sdk_and_matches_the_plain_manifests() {
     std::fs::write(&file, serde_yaml_ng::to_string(&spec).expect("yaml")).expect("write");
     run_ok(Command::new(promtool()).args(["check", "rules"]).arg(&file), "promtool check rules (the chart's rules)");
 
-    // Refused: several replicas without a Lease, an unknown cloud, half a credential.
-    let err = helm_render(&json!({"replicaCount": 2, "leaderElection": {"enabled": false}}), ns)
+    // Refused: several replicas without a Lease, an unknown cloud kind, half a credential, a
+    // Secret no member uses, members and the in-memory trial at once.
+    let trial = json!({"inMemory": true});
+    let err = helm_render(&json!({"replicaCount": 2, "leaderElection": {"enabled": false}, "providers": trial}), ns)
         .expect_err("2 replicas without leader election are refused");
     assert!(err.contains("needs leaderElection.enabled"), "{err}");
-    let err = helm_render(&json!({"operator": {"provider": "aws"}}), ns).expect_err("only the memory provider exists");
-    assert!(err.contains("provider"), "{err}");
-    let err =
-        helm_render(&json!({"providers": {"aws": {"accessKeyId": "only-half"}}}), ns).expect_err("half a credential");
-    assert!(err.contains("secretAccessKey"), "{err}");
+    let mut bad = clouds.clone();
+    bad["members"][0]["kind"] = json!("vmware");
+    let err = helm_render(&json!({"providers": bad}), ns).expect_err("an unknown kind");
+    assert!(err.contains("/providers/members/0/kind"), "{err}");
+    let mut bad = clouds.clone();
+    bad["secrets"]["novacron-aws"]["stringData"] = json!({"AWS_ACCESS_KEY_ID": "only-half"});
+    let err = helm_render(&json!({"providers": bad}), ns).expect_err("half a credential");
+    assert!(
+        err.contains(
+            "providers.secrets.novacron-aws.stringData: member aws-us-east-1 (kind aws) reads key AWS_SECRET_ACCESS_KEY"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("only-half"), "no value in the message: {err}");
+    let mut bad = clouds.clone();
+    bad["secrets"]["novacron-gpc"] = json!({"stringData": {"key.json": "{}"}});
+    let err = helm_render(&json!({"providers": bad}), ns).expect_err("a Secret no member names");
+    assert!(err.contains("providers.secrets.novacron-gpc: no member names it as credentialsSecret"), "{err}");
+    let mut bad = clouds.clone();
+    bad["inMemory"] = json!(true);
+    let err = helm_render(&json!({"providers": bad}), ns).expect_err("both");
+    assert!(err.contains("give members or inMemory, not both"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1923,7 +2112,7 @@ fn deploy_sh_passes_shellcheck_and_applies_in_order() {
 
     // --dry-run: no kubectl call at all; stdout is what a real run applies, in order.
     let k = FakeKubectl::new();
-    let o = k.deploy(&["--dry-run", "--namespace", "demo", "--examples", "--monitoring"], &creds, None);
+    let o = k.deploy(&["--dry-run", "--in-memory", "--namespace", "demo", "--examples", "--monitoring"], &creds, None);
     let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "{stderr}");
     assert_eq!(k.calls(), Vec::<String>::new(), "a dry run contacts no cluster");
@@ -1934,6 +2123,7 @@ fn deploy_sh_passes_shellcheck_and_applies_in_order() {
     want.extend(
         [
             "Namespace demo",
+            "ConfigMap novacron-providers",
             "Secret novacron-aws",
             "Secret novacron-gcp",
             "ClusterRole novacron-operator",
@@ -1961,22 +2151,44 @@ fn deploy_sh_passes_shellcheck_and_applies_in_order() {
     assert_eq!(kinds_and_names(&docs), want);
     let binding = docs.iter().find(|d| d["kind"] == "ClusterRoleBinding").expect("binding");
     assert_eq!(binding["subjects"][0]["namespace"], "demo");
-    let dashboard = docs.iter().find(|d| d["kind"] == "ConfigMap").expect("dashboard");
+    let dashboard = docs.iter().find(|d| d["metadata"]["name"] == "novacron-operator-dashboard").expect("dashboard");
     assert_eq!(
         serde_json::from_str::<Value>(dashboard["data"]["novacron-operator.json"].as_str().expect("json"))
             .expect("JSON"),
         serde_json::from_str::<Value>(&read("deploy/monitoring/grafana-dashboard.json")).expect("JSON")
     );
-    // The manifests as printed are the files, but for the namespace.
-    let plain = one("deploy/operator.yaml", "Deployment");
+    // The manifests as printed are the files, but for the namespace and the providers file's
+    // checksum (its SHA-256, so that a changed file restarts the pods).
+    let mut plain = one("deploy/operator.yaml", "Deployment");
     let printed = docs.iter().find(|d| d["kind"] == "Deployment").expect("deployment");
+    let checksum = "/spec/template/metadata/annotations/novacron.io~1providers-checksum";
+    assert_eq!(plain.pointer(checksum), Some(&json!("none")));
+    let sum =
+        Command::new("sha256sum").arg(repo().join("deploy/providers/in-memory.yaml")).output().expect("sha256sum");
+    let sum = String::from_utf8_lossy(&sum.stdout).split_whitespace().next().expect("a sum").to_owned();
+    assert_eq!(printed.pointer(checksum), Some(&json!(sum)));
+    *plain.pointer_mut(checksum).expect("annotation") = json!(sum);
     assert_eq!(printed["spec"], plain["spec"]);
+    // The ConfigMap holds the in-memory providers file, as the Deployment reads it.
+    let providers = docs.iter().find(|d| d["metadata"]["name"] == "novacron-providers").expect("providers");
+    assert_eq!(providers["data"]["providers.yaml"], read("deploy/providers/in-memory.yaml"));
+    assert_eq!(pod_provider_mounts(printed).0, "novacron-providers");
 
     // A real run against a cluster that answers: kubectl is called in the documented order.
     let server = r#"{"clientVersion":{"major":"1","minor":"32"},"serverVersion":{"major":"1","minor":"31+","gitVersion":"v1.31.2"}}"#;
     let k = FakeKubectl::new();
+    let example = repo().join("deploy/providers/example.yaml").display().to_string();
     let o = k.deploy(
-        &["--namespace", "demo", "--examples", "--monitoring", "--image", "registry.example/novacron/operator:1.2.3"],
+        &[
+            "--providers",
+            &example,
+            "--namespace",
+            "demo",
+            "--examples",
+            "--monitoring",
+            "--image",
+            "registry.example/novacron/operator:1.2.3",
+        ],
         &creds,
         Some(server),
     );
@@ -1998,6 +2210,7 @@ fn deploy_sh_passes_shellcheck_and_applies_in_order() {
             apply,
             apply,
             apply,
+            apply,
             "-n demo rollout status deployment/novacron-operator --timeout=180s",
             "-n demo apply -f -",
             apply,
@@ -2008,26 +2221,32 @@ fn deploy_sh_passes_shellcheck_and_applies_in_order() {
     let applied = |n: usize| kinds_and_names(&documents(&k.stdin(n)));
     assert_eq!(applied(4), crd_names);
     assert_eq!(applied(6), ["Namespace demo"]);
-    assert_eq!(applied(7), ["Secret novacron-aws", "Secret novacron-gcp"]);
-    let secrets = documents(&k.stdin(7));
+    assert_eq!(applied(7), ["ConfigMap novacron-providers"]);
+    assert_eq!(documents(&k.stdin(7))[0]["data"]["providers.yaml"], read("deploy/providers/example.yaml"));
+    assert!(
+        stderr.contains("note: the providers file names Secret novacron-azure, not created from this environment"),
+        "{stderr}"
+    );
+    assert_eq!(applied(8), ["Secret novacron-aws", "Secret novacron-gcp"]);
+    let secrets = documents(&k.stdin(8));
     assert_eq!(
         secrets[0]["data"],
         json!({"AWS_ACCESS_KEY_ID": "QUtJQUVYQU1QTEU=", "AWS_SECRET_ACCESS_KEY": "dmVyeS1zZWNyZXQ="})
     );
-    assert_eq!(secrets[1]["data"]["credentials.json"], "eyJ0eXBlIjogInNlcnZpY2VfYWNjb3VudCJ9");
+    assert_eq!(secrets[1]["data"]["key.json"], "eyJ0eXBlIjogInNlcnZpY2VfYWNjb3VudCJ9", "the key GCP reads");
     for s in &secrets {
         k8s_round_trip(s, "deploy.sh's Secret");
         assert_eq!(s["metadata"]["namespace"], "demo");
     }
-    let operator_docs = documents(&k.stdin(8));
+    let operator_docs = documents(&k.stdin(9));
     assert_eq!(kinds_and_names(&operator_docs).len(), 8, "RBAC (5) and the operator (3)");
     let lease_role = operator_docs.iter().find(|d| d["kind"] == "Role").expect("the leader election Role");
     assert_eq!(lease_role["metadata"]["namespace"], "demo");
     let d = operator_docs.iter().find(|d| d["kind"] == "Deployment").expect("deployment");
     assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "registry.example/novacron/operator:1.2.3");
-    assert_eq!(applied(10).len(), yaml_files("deploy/examples").len());
+    assert_eq!(applied(11).len(), yaml_files("deploy/examples").len());
     assert_eq!(
-        applied(11),
+        applied(12),
         [
             "ServiceMonitor novacron-operator",
             "PrometheusRule novacron-operator",
@@ -2066,14 +2285,27 @@ fn deploy_sh_passes_shellcheck_and_applies_in_order() {
         assert!(o.status.success() || err.contains("refused"), "kubectl {call}: {err}");
     }
 
-    // Refusals: an old cluster, no cluster, half a credential, a bad namespace. Nothing is applied.
+    // Refusals: an old cluster, no cluster, half a credential, a bad namespace, no clouds named,
+    // a providers file naming a Secret the Deployment does not mount. Nothing is applied.
     let old = r#"{"serverVersion":{"major":"1","minor":"24"}}"#;
+    let unmounted = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(unmounted.path(), read("deploy/providers/example.yaml").replace("novacron-gcp", "my-gcp-key"))
+        .expect("write");
+    let unmounted = unmounted.path().display().to_string();
     for (args, env, server, message) in [
-        (vec![], vec![], Some(old), "too old"),
-        (vec![], vec![], None, "cannot reach the cluster"),
-        (vec![], vec![("AWS_ACCESS_KEY_ID", "AKIA")], Some(server), "set AWS_SECRET_ACCESS_KEY too"),
-        (vec!["--namespace", "Bad_NS"], vec![], Some(server), "not a valid namespace"),
+        (vec!["--in-memory"], vec![], Some(old), "too old"),
+        (vec!["--in-memory"], vec![], None, "cannot reach the cluster"),
+        (vec!["--in-memory"], vec![("AWS_ACCESS_KEY_ID", "AKIA")], Some(server), "set AWS_SECRET_ACCESS_KEY too"),
+        (vec!["--in-memory", "--namespace", "Bad_NS"], vec![], Some(server), "not a valid namespace"),
         (vec!["--monitor"], vec![], Some(server), "unknown argument"),
+        (vec![], vec![], Some(server), "name the clouds: --providers FILE"),
+        (vec!["--in-memory", "--providers", example.as_str()], vec![], Some(server), "not both"),
+        (
+            vec!["--providers", unmounted.as_str()],
+            vec![],
+            Some(server),
+            "credentialsSecret my-gcp-key is not one the Deployment mounts",
+        ),
     ] {
         let k = FakeKubectl::new();
         let o = k.deploy(&args, &env, server);

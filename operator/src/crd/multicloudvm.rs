@@ -200,7 +200,8 @@ pub struct ProviderSpec {
     /// The provider's region (`us-east-1`, `eastus`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    /// Secret holding the credentials.
+    /// Not supported: a spec naming a Secret here is refused (`SpecValid` False). The operator
+    /// creates VMs with the credentials of its own providers file only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<String>,
     /// Provider-specific settings.

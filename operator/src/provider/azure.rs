@@ -269,6 +269,30 @@ impl AzureConfig {
     }
 }
 
+/// api-version of Microsoft.ResourceHealth (service health events).
+pub const RESOURCE_HEALTH_API_VERSION: &str = "2024-02-01";
+
+/// Whether a page of Resource Health events (`Events_ListBySubscriptionId`) holds an active
+/// service issue of Virtual Machines whose impact in `location` (`eastus`; events name regions
+/// by display name, `East US`) is active.
+pub fn service_issue_in(page: &Value, location: &str) -> bool {
+    let squash = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+    let location = squash(location);
+    let events = page.get("value").and_then(Value::as_array).into_iter().flatten();
+    events.filter_map(|e| e.get("properties")).any(|p| {
+        let is = |k: &str, v: &str| p.get(k).and_then(Value::as_str) == Some(v);
+        is("eventType", "ServiceIssue")
+            && is("status", "Active")
+            && p.get("impact").and_then(Value::as_array).into_iter().flatten().any(|i| {
+                i.get("impactedService").and_then(Value::as_str) == Some("Virtual Machines")
+                    && i.get("impactedRegions").and_then(Value::as_array).into_iter().flatten().any(|r| {
+                        r.get("impactedRegion").and_then(Value::as_str).is_some_and(|n| squash(n) == location)
+                            && r.get("status").and_then(Value::as_str) == Some("Active")
+                    })
+            })
+    })
+}
+
 /// The VM name for a client token: `nc-` and the token, lower-cased, with every character other
 /// than `a-z`, `0-9` and `-` replaced by `-`; a name longer than 64 characters (Azure's limit for
 /// Linux VMs and computer names) keeps its first 47 characters and a 16-digit hash of the token.
@@ -747,9 +771,32 @@ impl CloudProvider for AzureProvider {
     }
 
     fn unhealthy_regions(&self) -> BoxFuture<'_, ProviderResult<Vec<String>>> {
-        // The compute API has no region status; a region whose calls fail shows up through
-        // failed creates (and Azure Resource Health, which this provider does not read).
-        Box::pin(async move { Ok(Vec::new()) })
+        // Azure Service Health, through Resource Health's events of the subscription: an active
+        // service issue of Virtual Machines with an active impact in this region.
+        Box::pin(async move {
+            let mut url = reqwest::Url::parse(&format!(
+                "{}/subscriptions/{}/providers/Microsoft.ResourceHealth/events",
+                self.config.arm_endpoint.trim_end_matches('/'),
+                self.config.credentials.subscription_id
+            ))
+            .map_err(|e| ProviderError::Api(format!("Azure service health: {e}")))?;
+            url.query_pairs_mut()
+                .append_pair("api-version", RESOURCE_HEALTH_API_VERSION)
+                .append_pair("$filter", "service eq 'Virtual Machines'");
+            let mut next = Some(url.to_string());
+            let mut pages = 0;
+            while let Some(page) = next.take() {
+                let resp = self.call(Method::GET, &page, None).await?;
+                let (_, _, body) = self.read("service health events", resp).await?;
+                if service_issue_in(&body, &self.config.location) {
+                    return Ok(vec![self.config.region.clone()]);
+                }
+                pages += 1;
+                // A long history is paged; active issues come first, so a few pages suffice.
+                next = body.get("nextLink").and_then(Value::as_str).filter(|_| pages < 10).map(str::to_owned);
+            }
+            Ok(Vec::new())
+        })
     }
 
     fn metrics<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ProviderResult<InstanceMetrics>> {

@@ -17,7 +17,6 @@ pub mod azure;
 pub mod gcp;
 pub mod memory;
 pub mod metered;
-pub mod migrate;
 pub mod multi;
 pub mod prices;
 pub mod retry;

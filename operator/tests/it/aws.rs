@@ -630,11 +630,16 @@ fn cbor_round_trips_through_json() {
     assert_eq!(cbor_decode(&[0x9f, 0x01, 0x02, 0xff], &mut 0), Some(serde_json::json!([1, 2])));
 }
 
+/// A second moto that checks every request's credentials against its (empty) IAM: it refuses
+/// ours with `AuthFailure`.
+fn auth_moto() -> &'static Moto {
+    static AUTH: OnceLock<Moto> = OnceLock::new();
+    AUTH.get_or_init(|| start_moto(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]))
+}
+
 #[tokio::test]
 async fn rejected_credentials_are_auth_errors_without_the_credentials() {
-    // A second moto that checks every request's credentials against its (empty) IAM.
-    static AUTH: OnceLock<Moto> = OnceLock::new();
-    let server = AUTH.get_or_init(|| start_moto(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]));
+    let server = auth_moto();
     let aws = AwsCloud::new(config(&server.url)).await.expect("valid config");
     let checks = [
         ("create", aws.create(request("auth", 0, 0, Market::OnDemand)).await.map(|_| ())),
@@ -868,4 +873,95 @@ async fn a_spot_request_marked_for_termination_is_an_interruption_notice() {
     assert_eq!(aws.get("i-000000000000000aa").await.expect("get").map(|i| i.state), Some(due));
     let calls = seen.lock().expect("log").clone();
     assert_eq!(calls.iter().filter(|a| *a == "DescribeSpotInstanceRequests").count(), 2, "{calls:?}");
+}
+
+/// Log lines written during a test (a `tracing` subscriber's writer).
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// End to end: the operator's controllers on AWS through the multi-cloud router, with credentials
+/// moto refuses. The MultiCloudVM's and the VirtualMachine's statuses say which provider refused
+/// them and why (`CredentialsValid` False, `Ready` False, reason `CredentialsRejected`), the
+/// reconciles fail (and back off), and the credentials appear in no status, Event, API request
+/// or log line.
+#[tokio::test]
+async fn refused_credentials_become_conditions_naming_the_provider_and_never_the_secret() {
+    use crate::common::{Fixture, Harness, NOVACRON, condition, mcvm, seed_spec};
+    use operator::crd::VirtualMachine;
+    use operator::provider::multi::{Member, MultiCloud};
+
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    // The operator's own log filter, at RUST_LOG=debug.
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_filter(operator::logging::filter(Some("debug"))),
+    );
+    let _log = tracing::subscriber::set_default(subscriber);
+
+    let aws = AwsCloud::new(config(&auth_moto().url)).await.expect("valid config");
+    let router = MultiCloud::new(vec![Member {
+        name: "aws-us-east-1".into(),
+        provider: engine::Provider::Aws,
+        cloud: Arc::new(aws),
+    }]);
+    let h = Harness::with_provider(Arc::new(router));
+
+    // The MultiCloudVM: its engine needs the clouds' catalog, which AWS refuses.
+    let obj = mcvm("web", seed_spec()).finalized();
+    h.keep(&obj);
+    let stored = Arc::new(h.stored("web").expect("stored"));
+    let e = operator::controller::reconcile(stored.clone(), h.ctx.clone()).await.expect_err("refused");
+    operator::controller::error_policy(stored, &e, h.ctx.clone());
+    let s = h.stored("web").and_then(|o| o.status).expect("a status");
+    let c = condition(&s, "CredentialsValid");
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "CredentialsRejected"), "{c:?}");
+    assert!(c.message.starts_with("credentials rejected: aws-us-east-1: "), "names the provider: {}", c.message);
+    assert!(c.message.contains("AuthFailure"), "and the problem: {}", c.message);
+    let ready = condition(&s, "Ready");
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "CredentialsRejected"));
+
+    // A VirtualMachine of its own: listing its instances is refused.
+    let vm: VirtualMachine = serde_json::from_value(serde_json::json!({
+        "apiVersion": "novacron.io/v1", "kind": "VirtualMachine",
+        "metadata": {"name": "db", "namespace": "default", "uid": "uid-db", "generation": 1,
+                     "finalizers": [operator::crd::virtualmachine::FINALIZER]},
+        "spec": {"provider": "aws", "region": "aws-us-east-1", "zone": "us-east-1a", "instanceType": "m5.large"}
+    }))
+    .expect("a VirtualMachine");
+    h.store().put(NOVACRON, "virtualmachines", &serde_json::to_value(&vm).expect("json"));
+    let errors = h.vm_pass().await;
+    assert_eq!(errors.iter().map(|e| e.metric_label()).collect::<Vec<_>>(), ["provider"], "{errors:?}");
+    let vm = h.vms().into_iter().find(|v| v.metadata.name.as_deref() == Some("db")).expect("db");
+    let vs = vm.status.expect("a status");
+    assert_eq!(vs.phase, None, "not Failed: nothing was made, a replacement would fail alike");
+    let c = vs.conditions.iter().find(|c| c.type_ == "CredentialsValid").expect("CredentialsValid");
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "CredentialsRejected"));
+    assert!(c.message.starts_with("aws: credentials rejected: aws-us-east-1: "), "{}", c.message);
+    assert!(c.message.contains("AuthFailure"), "{}", c.message);
+
+    // Nowhere the credentials: statuses, Events, every request to the API server, the logs.
+    let logs = String::from_utf8(logs.0.lock().expect("log").clone()).expect("UTF-8 logs");
+    assert!(logs.contains("credentials rejected: aws-us-east-1"), "the refusal is logged:\n{logs}");
+    assert!(logs.contains("DEBUG"), "at debug level:\n{logs}");
+    let events = h.events();
+    let requests: Vec<String> = h.store().calls.iter().map(|c| format!("{} {} {}", c.method, c.path, c.body)).collect();
+    let everything = format!("{requests:?}\n{events:?}\n{logs}");
+    for secret in [KEY_ID, SECRET] {
+        assert!(!everything.contains(secret), "{secret} leaked:\n{everything}");
+    }
 }

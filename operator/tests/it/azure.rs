@@ -130,6 +130,8 @@ struct Arm {
     in_progress_polls: u32,
     /// Azure Monitor has no data points yet.
     no_metric_data: bool,
+    /// Pages of Resource Health events (none: an empty list).
+    health_events: Vec<Value>,
     puts: u32,
 }
 
@@ -229,7 +231,14 @@ async fn handle(
         return arm_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "The access token is invalid.");
     }
     let metrics_call = path.ends_with("/providers/Microsoft.Insights/metrics");
-    let api_version = if metrics_call { "2023-10-01" } else { "2024-07-01" };
+    let health_path = format!("/subscriptions/{SUBSCRIPTION}/providers/Microsoft.ResourceHealth/events");
+    let api_version = if metrics_call {
+        "2023-10-01"
+    } else if path == health_path {
+        "2024-02-01"
+    } else {
+        "2024-07-01"
+    };
     if query.get("api-version").map(String::as_str) != Some(api_version) {
         s.problems.push(format!("{method} {path}: api-version {:?}", query.get("api-version")));
         return arm_error(StatusCode::BAD_REQUEST, "InvalidApiVersionParameter", "The api-version is invalid.");
@@ -284,6 +293,35 @@ async fn handle(
                 &[],
             ),
         };
+    }
+
+    // Resource Health: the subscription's service health events, a page at a time.
+    if path == health_path {
+        if method != Method::GET {
+            s.problems.push(format!("{method} on service health events"));
+        }
+        if query.get("$filter").map(String::as_str) != Some("service eq 'Virtual Machines'") {
+            s.problems.push(format!("service health events: $filter = {:?}", query.get("$filter")));
+        }
+        let skip: usize = query.get("$skiptoken").and_then(|t| t.parse().ok()).unwrap_or(0);
+        let mut page = s.health_events.get(skip).cloned().unwrap_or_else(|| json!({"value": []}));
+        match page.as_object_mut() {
+            Some(p) if skip + 1 < s.health_events.len() => {
+                p.insert(
+                    "nextLink".into(),
+                    // As ARM does, the link repeats the query.
+                    json!(format!(
+                        "{base}{health_path}?api-version=2024-02-01&$filter=service%20eq%20%27Virtual%20Machines%27&$skiptoken={}",
+                        skip + 1
+                    )),
+                );
+            }
+            Some(p) => {
+                p.remove("nextLink");
+            }
+            None => {}
+        }
+        return ok_json(StatusCode::OK, &page, &[]);
     }
 
     let vms_prefix =
@@ -774,4 +812,38 @@ async fn prices_come_from_the_catalog() {
     assert_eq!(p.estimate_cost("azure-eastus", "Standard_D2s_v5", Market::Spot).await.expect("spot"), 0.0192);
     assert_eq!(p.estimate_cost("azure-eastus", "Standard_D2s_v5", Market::OnDemand).await.expect("on-demand"), 0.096);
     assert!(p.estimate_cost("azure-eastus", "Standard_X", Market::Spot).await.is_err());
+}
+
+/// Region health from Azure Service Health (Resource Health events), answered with Microsoft's
+/// published example of `Events_ListBySubscriptionId` (api-version 2024-02-01): an active
+/// service issue of Virtual Machines in West US. It does not touch this provider's East US; the
+/// same event moved to East US (as the second page of the answer, behind a nextLink) does, and
+/// once resolved it no longer does.
+#[tokio::test]
+async fn service_health_issues_mark_the_region_unhealthy() {
+    let fake = Fake::start().await;
+    let p = fake.provider();
+    assert_eq!(p.unhealthy_regions().await.expect("no events"), Vec::<String>::new());
+
+    let example = fixture("Events_ListBySubscriptionId.json")["responses"]["200"]["body"].clone();
+    fake.s().health_events = vec![example.clone()];
+    assert_eq!(p.unhealthy_regions().await.expect("West US"), Vec::<String>::new(), "another region's issue");
+
+    let mut east = example.clone();
+    east["value"][0]["properties"]["impact"][0]["impactedRegions"][0]["impactedRegion"] = json!("East US");
+    fake.s().health_events = vec![example.clone(), east.clone()];
+    assert_eq!(p.unhealthy_regions().await.expect("East US"), ["azure-eastus"]);
+
+    let mut resolved = east.clone();
+    resolved["value"][0]["properties"]["status"] = json!("Resolved");
+    fake.s().health_events = vec![resolved];
+    assert_eq!(p.unhealthy_regions().await.expect("resolved"), Vec::<String>::new());
+
+    // Parsing alone: the region's status counts too, and region names compare without spaces.
+    let mut mitigated = east.clone();
+    mitigated["value"][0]["properties"]["impact"][0]["impactedRegions"][0]["status"] = json!("Resolved");
+    assert!(!operator::provider::azure::service_issue_in(&mitigated, "eastus"));
+    assert!(operator::provider::azure::service_issue_in(&east, "eastus"));
+    assert!(operator::provider::azure::service_issue_in(&example, "westus"));
+    assert!(fake.s().problems.is_empty(), "{:?}", fake.s().problems);
 }

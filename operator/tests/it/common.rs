@@ -110,15 +110,31 @@ impl Harness {
         h
     }
 
+    /// A context over `provider` instead of the in-memory cloud (`cloud` is then unused), whose
+    /// API server is the object store.
+    pub fn with_provider(provider: Arc<dyn operator::provider::CloudProvider>) -> Self {
+        let (h, handle) = Self::build(Config::default(), Some(provider));
+        tokio::spawn(serve(handle, h.store.clone()));
+        h
+    }
+
     /// A context whose API server the test plays itself (the store is there to answer with).
     pub fn unserved(config: Config) -> (Self, Handle<Request<Body>, Response<Body>>) {
+        Self::build(config, None)
+    }
+
+    fn build(
+        config: Config,
+        provider: Option<Arc<dyn operator::provider::CloudProvider>>,
+    ) -> (Self, Handle<Request<Body>, Response<Body>>) {
         let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = Client::new(service, "default");
         let cloud = Arc::new(MemoryCloud::new(MemoryCloud::seed_catalog()));
         let clock = Arc::new(ManualClock::new(T0));
         let mut registry = prometheus_client::registry::Registry::default();
         let metrics = Arc::new(Metrics::default().register(&mut registry));
-        let ctx = Arc::new(Context::new(client, cloud.clone(), clock.clone(), config, metrics));
+        let provider = provider.unwrap_or_else(|| cloud.clone());
+        let ctx = Arc::new(Context::new(client, provider, clock.clone(), config, metrics));
         let store = Arc::new(Mutex::new(Store::default()));
         (Harness { ctx, store, cloud, clock, registry, vm_reconciles: Default::default() }, handle)
     }

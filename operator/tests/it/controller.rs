@@ -136,6 +136,41 @@ async fn a_bad_spec_gets_a_condition_naming_the_field_and_nothing_is_created() {
     assert_eq!(h.cloud.create_calls(), 0);
 }
 
+/// Per-object credentials are refused, not ignored: a VM created with the operator's own
+/// credentials would land in another account than the one the object names. Nothing is created
+/// and no Secret is read (the operator has no right to).
+#[tokio::test]
+async fn a_credentials_secret_in_the_spec_is_refused_and_no_secret_is_read() {
+    let mut h = Harness::new();
+    let mut spec = seed_spec();
+    spec.providers = vec![
+        operator::crd::multicloudvm::ProviderSpec { name: "aws".into(), ..Default::default() },
+        operator::crd::multicloudvm::ProviderSpec {
+            name: "azure".into(),
+            credentials_secret: Some("team-azure".into()),
+            ..Default::default()
+        },
+    ];
+    let mut obj = mcvm("web", spec).finalized();
+    let (_, s) = h.apply(&mut obj).await;
+    let valid = condition(&s, "SpecValid");
+    assert_eq!((valid.status.as_str(), valid.reason.as_str()), ("False", "InvalidSpec"));
+    assert!(
+        valid.message.starts_with("spec.providers[1].credentialsSecret: per-object credentials are not supported"),
+        "{}",
+        valid.message
+    );
+    assert!(h.vms().is_empty());
+    assert_eq!(h.cloud.create_calls(), 0);
+    assert!(h.calls().iter().all(|c| !c.contains("/secrets")), "{:?}", h.calls());
+
+    // Without it the same spec deploys, with the operator's credentials.
+    obj.spec.providers[1].credentials_secret = None;
+    let (_, s) = h.apply(&mut obj).await;
+    assert_eq!(condition(&s, "SpecValid").status, "True");
+    assert_eq!(h.vms().len(), 1);
+}
+
 #[tokio::test]
 async fn a_missing_vm_template_is_reported() {
     let mut h = Harness::new();

@@ -1,208 +1,153 @@
-//! Cross-cloud migration (`operator::provider::migrate`): AWS → GCP through the multi-cloud
-//! router over two in-memory clouds, with a failure injected at each step; after every run, the
-//! only live instance is the one that serves (the target after a success, the source after a
-//! rollback), and everything else is terminated.
+//! Cross-cloud migration as the controller carries it out: through the children layering. The
+//! engine decides to move a serving replica (here: its MultiCloudVM's primary changes from AWS to
+//! GCP); its make-before-break relocation becomes the steps of a migration, each a
+//! level-triggered reconcile of Kubernetes objects rather than one long call:
+//!
+//! 1. **create the target**: a new `VirtualMachine` child at GCP, whose controller creates the
+//!    cloud instance (idempotent on the child's UID);
+//! 2. **wait healthy**: the child's status reports `Running`, and only then does the engine make
+//!    it serve (a target that fails or is lost is deleted and placed again; the source serves
+//!    meanwhile);
+//! 3. **switch**: the engine's slot now serves from the target (there is no external switch to
+//!    fail: what serves is the engine's state, written to the status);
+//! 4. **delete the source**: the engine terminates it, the tracker deletes its child, whose
+//!    finalizer keeps it until the cloud instance is gone (a refused delete is retried).
+//!
+//! A failure is injected at each step, and after every reconcile the no-leak invariant is checked:
+//! every live cloud instance belongs to a `VirtualMachine` that still exists. At the end only the
+//! serving instance is left, with its one child.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use engine::SimDuration;
+use kube::ResourceExt;
+use operator::crd::MultiCloudVM;
+use operator::provider::ProviderError;
 
-use engine::{Market, Provider};
-use futures::future::BoxFuture;
-use operator::provider::memory::MemoryCloud;
-use operator::provider::migrate::{MigrateError, Migrated, MigrationPlan, Step, Switch, migrate};
-use operator::provider::multi::{Member, MultiCloud};
-use operator::provider::{CloudCatalog, CloudInstance, CloudProvider, CreateRequest, InstanceState, ProviderError};
+use crate::common::{Fixture, Harness, condition, mcvm, seed_spec};
 
-/// One cloud of the seed catalog: only `provider`'s region and offers.
-fn cloud_of(provider: Provider, prefix: &str) -> Arc<MemoryCloud> {
-    let seed = MemoryCloud::seed_catalog();
-    let regions: Vec<_> = seed.regions.into_iter().filter(|r| r.provider == provider).collect();
-    let names: Vec<String> = regions.iter().map(|r| r.name.clone()).collect();
-    let offers: Vec<_> = seed.offers.into_iter().filter(|o| names.contains(&o.region)).collect();
-    let types = seed.instance_types.into_iter().filter(|t| offers.iter().any(|o| o.instance_type == t.name)).collect();
-    let c = Arc::new(MemoryCloud::new(CloudCatalog { regions, instance_types: types, offers }));
-    c.set_id_prefix(prefix);
-    c.set_boot_on_get(true);
-    c
-}
-
-struct World {
-    aws: Arc<MemoryCloud>,
-    gcp: Arc<MemoryCloud>,
-    multi: MultiCloud,
-    source: String,
-}
-
-async fn world() -> World {
-    let aws = cloud_of(Provider::Aws, "aws-");
-    let gcp = cloud_of(Provider::Gcp, "gcp-");
-    let multi = MultiCloud::new(vec![
-        Member { name: "aws".into(), provider: Provider::Aws, cloud: aws.clone() },
-        Member { name: "gcp".into(), provider: Provider::Gcp, cloud: gcp.clone() },
-    ]);
-    let source =
-        multi.create(request("tok-source", "aws-us-east-1", "us-east-1a", "m5.large")).await.expect("source created");
-    aws.boot_all();
-    World { aws, gcp, multi, source: source.id }
-}
-
-fn request(token: &str, region: &str, zone: &str, itype: &str) -> CreateRequest {
-    CreateRequest {
-        client_token: token.into(),
-        owner_uid: "uid-web".into(),
-        slot: 0,
-        region: region.into(),
-        zone: zone.into(),
-        instance_type: itype.into(),
-        market: Market::OnDemand,
-        tags: BTreeMap::new(),
+/// Every live cloud instance belongs to a VirtualMachine that still exists (the VirtualMachine
+/// controller creates with the child's UID as client token).
+fn assert_no_leak(h: &Harness, when: &str) {
+    let vms = h.vms();
+    for i in h.cloud.live_instances() {
+        assert!(
+            vms.iter().any(|v| v.uid().as_deref() == Some(i.client_token.as_str())),
+            "{when}: instance {} ({}) has no VirtualMachine; children: {:?}",
+            i.id,
+            i.region,
+            vms.iter().map(|v| v.name_any()).collect::<Vec<_>>()
+        );
     }
 }
 
-fn plan(source: &str) -> MigrationPlan {
-    MigrationPlan {
-        source_id: source.into(),
-        target: request("tok-target", "gcp-us-central1", "a", "n2-standard-2"),
-        poll_interval: Duration::from_secs(5),
-        max_polls: 24,
-    }
-}
-
-/// Records the switches; fails the first `fail_first` calls.
-#[derive(Default)]
-struct Recorder {
-    calls: Mutex<Vec<(String, String)>>,
-    fail_first: usize,
-}
-
-impl Switch for Recorder {
-    fn switch<'a>(&'a self, from: &'a CloudInstance, to: &'a CloudInstance) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            let mut c = self.calls.lock().expect("lock");
-            c.push((from.id.clone(), to.id.clone()));
-            if c.len() <= self.fail_first { Err("load balancer refused".into()) } else { Ok(()) }
-        })
-    }
-}
-
-/// The ids of every instance not terminated, in both clouds.
-fn live(w: &World) -> Vec<String> {
-    let mut v: Vec<String> = w.aws.live_instances().into_iter().chain(w.gcp.live_instances()).map(|i| i.id).collect();
+/// Regions of the live cloud instances, sorted.
+fn live_regions(h: &Harness) -> Vec<String> {
+    let mut v: Vec<String> = h.cloud.live_instances().into_iter().map(|i| i.region).collect();
     v.sort();
     v
 }
 
-fn state(w: &World, id: &str) -> InstanceState {
-    w.aws.all_instances().into_iter().chain(w.gcp.all_instances()).find(|i| i.id == id).expect("known").state
+/// One replica of the seed spec, on demand, running at AWS.
+async fn serving_at_aws() -> (Harness, MultiCloudVM) {
+    let mut h = Harness::new();
+    let mut spec = seed_spec();
+    spec.cost_optimization.as_mut().expect("seed has costOptimization").use_spot_instances = Some(false);
+    let mut obj = mcvm("web", spec).finalized();
+    h.apply(&mut obj).await;
+    h.cloud.boot_all();
+    h.clock.advance(SimDuration::from_secs(30));
+    let (_, s) = h.apply(&mut obj).await;
+    assert_eq!(condition(&s, "Ready").status, "True");
+    assert_eq!(live_regions(&h), ["aws-us-east-1"]);
+    (h, obj)
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_migration_creates_waits_switches_then_deletes_the_source() {
-    let w = world().await;
-    let sw = Recorder::default();
-    let Migrated { target, polls } = migrate(&w.multi, &w.multi, &plan(&w.source), &sw).await.expect("migrates");
-    assert_eq!(target.id, "gcp-i-00000001");
-    assert_eq!(target.region, "gcp-us-central1");
-    // Booted at the first poll (boot on get).
-    assert_eq!((polls, state(&w, &target.id)), (1, InstanceState::Running));
-    assert_eq!(*sw.calls.lock().expect("lock"), [(w.source.clone(), target.id.clone())]);
-    assert_eq!(state(&w, &w.source), InstanceState::Terminated);
-    assert_eq!(live(&w), [target.id]);
+/// The spec now puts the replica at GCP first: the engine moves it.
+fn move_to_gcp(obj: &mut MultiCloudVM) {
+    let s = &mut obj.spec.deployment_strategy;
+    s.primary = Some("gcp-us-central".into());
+    s.secondary = vec!["azure-eastus".into(), "aws-us-east".into()];
+    obj.metadata.generation = Some(obj.metadata.generation.unwrap_or(1) + 1);
 }
 
-/// Runs a migration that fails at `step` and checks that only the source is left live.
-async fn rolled_back(w: &World, sw: &Recorder, step: Step) -> MigrateError {
-    let e = migrate(&w.multi, &w.multi, &plan(&w.source), sw).await.expect_err("fails");
-    match &e {
-        MigrateError::RolledBack { step: s, .. } => assert_eq!(*s, step, "{e}"),
-        other => panic!("not rolled back: {other}"),
-    }
-    assert_eq!(live(w), std::slice::from_ref(&w.source), "{e}");
-    assert_eq!(state(w, &w.source), InstanceState::Running);
-    e
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_failed_create_leaves_only_the_source() {
-    let w = world().await;
-    w.gcp.fail_next_creates([ProviderError::InsufficientCapacity("n2-standard-2 in a".into())]);
-    let sw = Recorder::default();
-    let e = rolled_back(&w, &sw, Step::Create).await;
-    assert!(e.to_string().contains("insufficient capacity: gcp: n2-standard-2 in a"), "{e}");
-    assert!(sw.calls.lock().expect("lock").is_empty());
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_target_that_crashes_while_booting_is_deleted() {
-    let w = world().await;
-    w.gcp.fail_next_boots(1);
-    let sw = Recorder::default();
-    let e = rolled_back(&w, &sw, Step::WaitHealthy).await;
-    assert!(e.to_string().contains("gcp-i-00000001 is Lost(Crashed)"), "{e}");
-    assert_eq!(state(&w, "gcp-i-00000001"), InstanceState::Terminated);
-    assert!(sw.calls.lock().expect("lock").is_empty());
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_target_that_never_runs_times_out_and_is_deleted() {
-    let w = world().await;
-    w.gcp.set_boot_on_get(false);
-    let sw = Recorder::default();
-    let start = tokio::time::Instant::now();
-    let e = rolled_back(&w, &sw, Step::WaitHealthy).await;
-    assert!(e.to_string().contains("did not run within 24 polls of 5s"), "{e}");
-    // 24 polls, 5 s apart: 2 minutes of (paused) time.
-    assert_eq!(start.elapsed(), Duration::from_secs(120));
-    assert_eq!(state(&w, "gcp-i-00000001"), InstanceState::Terminated);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_failed_switch_deletes_the_target() {
-    let w = world().await;
-    let sw = Recorder { fail_first: 1, ..Recorder::default() };
-    let e = rolled_back(&w, &sw, Step::Switch).await;
-    assert!(e.to_string().contains("switch: load balancer refused"), "{e}");
-    assert_eq!(sw.calls.lock().expect("lock").len(), 1);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_source_that_cannot_be_deleted_switches_back_and_deletes_the_target() {
-    let w = world().await;
-    w.aws.fail_next_deletes(1);
-    let sw = Recorder::default();
-    let e = rolled_back(&w, &sw, Step::DeleteSource).await;
-    assert!(e.to_string().contains(&format!("delete source {}", w.source)), "{e}");
-    let t = "gcp-i-00000001".to_owned();
-    assert_eq!(*sw.calls.lock().expect("lock"), [(w.source.clone(), t.clone()), (t, w.source.clone())]);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_failed_rollback_names_what_is_left() {
-    let w = world().await;
-    w.gcp.fail_next_deletes(1);
-    let sw = Recorder { fail_first: 1, ..Recorder::default() };
-    let e = migrate(&w.multi, &w.multi, &plan(&w.source), &sw).await.expect_err("fails");
-    assert_eq!(
-        e,
-        MigrateError::RollbackFailed {
-            step: Step::Switch,
-            reason: "switch: load balancer refused".into(),
-            rollback: "delete target gcp-i-00000001: API error: gcp: delete gcp-i-00000001 failed".into(),
-            live: vec!["gcp-i-00000001".into()],
+/// Turns until the replica serves from GCP alone (at most `turns`), checking the invariant and
+/// that something serves at every turn. Returns the turns it took.
+async fn settle(h: &mut Harness, obj: &mut MultiCloudVM, turns: usize) -> usize {
+    for n in 1..=turns {
+        h.cloud.boot_all();
+        h.clock.advance(SimDuration::from_secs(30));
+        let (_, s) = h.apply(obj).await;
+        assert_no_leak(h, &format!("turn {n}"));
+        if live_regions(h) == ["gcp-us-central1"] && h.vms().len() == 1 {
+            assert_eq!(s.health.as_ref().map(|x| x.serving), Some(1));
+            assert_eq!(s.active_region.as_deref(), Some("gcp-us-central1"));
+            return n;
         }
-    );
-    // Retrying the delete the error names cleans up.
-    w.multi.delete("gcp-i-00000001").await.expect("deleted");
-    assert_eq!(live(&w), std::slice::from_ref(&w.source));
+    }
+    panic!("not settled at GCP after {turns} turns: {:?}, children {:?}", live_regions(h), h.vms().len());
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_source_that_is_not_running_is_not_migrated() {
-    let w = world().await;
-    w.aws.crash(&w.source);
-    let sw = Recorder::default();
-    let e = migrate(&w.multi, &w.multi, &plan(&w.source), &sw).await.expect_err("refused");
-    assert!(matches!(e, MigrateError::RolledBack { step: Step::Source, .. }), "{e}");
-    assert!(w.gcp.all_instances().is_empty());
+#[tokio::test]
+async fn a_move_creates_the_target_waits_for_it_then_deletes_the_source() {
+    let (mut h, mut obj) = serving_at_aws().await;
+    move_to_gcp(&mut obj);
+    let (_, s) = h.apply(&mut obj).await;
+    // 1. The target is created as a second child; the source still serves.
+    assert_eq!(live_regions(&h), ["aws-us-east-1", "gcp-us-central1"]);
+    assert_eq!(h.vms().len(), 2);
+    assert_eq!(s.health.as_ref().map(|x| x.serving), Some(1), "make before break");
+    assert_no_leak(&h, "target created");
+    // 2.–4. It runs; the source is deleted with its child.
+    assert_eq!(settle(&mut h, &mut obj, 3).await, 1);
+}
+
+#[tokio::test]
+async fn a_refused_target_create_leaves_the_source_serving() {
+    let (mut h, mut obj) = serving_at_aws().await;
+    h.cloud.fail_next_creates([ProviderError::InsufficientCapacity("n2-standard-2 in a".into())]);
+    move_to_gcp(&mut obj);
+    let (_, s) = h.apply(&mut obj).await;
+    assert_eq!(live_regions(&h), ["aws-us-east-1"], "nothing made at GCP");
+    assert_eq!(s.health.as_ref().map(|x| x.serving), Some(1), "the source serves");
+    assert_no_leak(&h, "create refused");
+    settle(&mut h, &mut obj, 6).await;
+}
+
+#[tokio::test]
+async fn a_target_that_crashes_while_booting_is_deleted_and_replaced() {
+    let (mut h, mut obj) = serving_at_aws().await;
+    move_to_gcp(&mut obj);
+    h.apply(&mut obj).await;
+    h.cloud.fail_next_boots(1);
+    h.cloud.boot_all();
+    h.clock.advance(SimDuration::from_secs(30));
+    let (_, s) = h.apply(&mut obj).await;
+    assert_eq!(s.health.as_ref().map(|x| x.serving), Some(1), "the source serves");
+    assert!(h.cloud.live_instances().iter().any(|i| i.region == "aws-us-east-1"));
+    assert_no_leak(&h, "target lost");
+    settle(&mut h, &mut obj, 6).await;
+    // The crashed target was deleted in the cloud, not only forgotten.
+    assert!(h.cloud.all_instances().iter().filter(|i| i.region == "gcp-us-central1").count() >= 2);
+}
+
+#[tokio::test]
+async fn a_source_the_cloud_will_not_delete_is_retried_until_gone() {
+    let (mut h, mut obj) = serving_at_aws().await;
+    move_to_gcp(&mut obj);
+    h.apply(&mut obj).await;
+    h.cloud.fail_next_deletes(1);
+    let turns = settle(&mut h, &mut obj, 4).await;
+    assert!(turns >= 2, "the refused delete took a retry ({turns} turns)");
+    assert!(h.cloud.delete_calls() >= 2);
+}
+
+#[tokio::test]
+async fn an_operator_restart_mid_move_adopts_the_target_and_deletes_the_source() {
+    let (mut h, mut obj) = serving_at_aws().await;
+    move_to_gcp(&mut obj);
+    h.apply(&mut obj).await;
+    // The operator restarts while the target boots: a fresh engine, the children and the cloud
+    // as they are.
+    h.ctx.forget_all();
+    settle(&mut h, &mut obj, 4).await;
+    assert_eq!(h.cloud.create_calls(), 2, "the target is adopted, not made twice");
 }

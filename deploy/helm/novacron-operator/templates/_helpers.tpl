@@ -41,17 +41,48 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* The Secret of a cloud's credentials ("" when the cloud has none): existingSecret, or the one the chart writes. */}}
-{{- define "novacron-operator.providerSecret" -}}
-{{- $root := index . 0 }}{{- $cloud := index . 1 }}
-{{- $p := index $root.Values.providers $cloud }}
-{{- if $p.existingSecret }}
-{{- $p.existingSecret }}
-{{- else if eq $cloud "aws" }}
-{{- if or $p.accessKeyId $p.secretAccessKey }}{{ include "novacron-operator.fullname" $root }}-aws{{ end }}
-{{- else if eq $cloud "azure" }}
-{{- if or $p.clientId $p.clientSecret }}{{ include "novacron-operator.fullname" $root }}-azure{{ end }}
-{{- else if eq $cloud "gcp" }}
-{{- if $p.credentialsJson }}{{ include "novacron-operator.fullname" $root }}-gcp{{ end }}
+{{/* The operator's providers file: providers.members, or the in-memory members (providers.inMemory). */}}
+{{- define "novacron-operator.providersFile" -}}
+{{- $p := .Values.providers }}
+{{- if and $p.members $p.inMemory }}
+{{- fail "providers: give members or inMemory, not both" }}
+{{- else if $p.members }}
+{{- toYaml (dict "providers" $p.members) }}
+{{- else if $p.inMemory }}
+{{- .Files.Get "files/providers-in-memory.yaml" }}
+{{- else }}
+{{- fail "providers.members is empty: list the clouds the operator may create VMs in (values.yaml, deploy/providers/example.yaml), or set providers.inMemory=true to try it on in-memory clouds (no real VM is created)" }}
 {{- end }}
+{{- end }}
+
+{{/* The Secrets the members name in credentialsSecret: sorted, unique, one a line. Checks the
+Secrets the chart writes against the keys their members' kinds read. */}}
+{{- define "novacron-operator.credentialSecrets" -}}
+{{- $secrets := .Values.providers.secrets | default dict }}
+{{- $names := list }}
+{{- range $m := .Values.providers.members }}
+{{- with $m.credentialsSecret }}
+{{- $names = append $names . }}
+{{- $s := index $secrets . }}
+{{- if and $s $s.stringData }}
+{{- $keys := list }}
+{{- if eq $m.kind "aws" }}{{ $keys = list "AWS_ACCESS_KEY_ID" "AWS_SECRET_ACCESS_KEY" }}
+{{- else if eq $m.kind "azure" }}{{ $keys = list "AZURE_TENANT_ID" "AZURE_CLIENT_ID" "AZURE_CLIENT_SECRET" "AZURE_SUBSCRIPTION_ID" }}
+{{- else if eq $m.kind "gcp" }}{{ $keys = list "key.json" }}
+{{- end }}
+{{- $name := . }}
+{{- range $keys }}
+{{- if not (hasKey $s.stringData .) }}
+{{- fail (printf "providers.secrets.%s.stringData: member %s (kind %s) reads key %s" $name $m.name $m.kind .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $name, $_ := $secrets }}
+{{- if not (has $name $names) }}
+{{- fail (printf "providers.secrets.%s: no member names it as credentialsSecret" $name) }}
+{{- end }}
+{{- end }}
+{{- $names | uniq | sortAlpha | join "\n" }}
 {{- end }}
