@@ -1438,7 +1438,6 @@ fn rbac_grants_exactly_what_the_controller_calls() {
         ("novacron.io", "cacheintegrations", "watch"),
         ("novacron.io", "cacheintegrations", "patch"),
         ("novacron.io", "cacheintegrations/status", "patch"),
-        ("", "secrets", "get"),
     ]);
     let election = triples(&[
         ("coordination.k8s.io", "leases", "create"),
