@@ -143,7 +143,7 @@ impl Schedule {
     /// Whether the schedule fires at `t`: a whole minute that matches every field.
     pub fn matches(&self, t: SimTime) -> bool {
         let ms = t.as_millis();
-        if ms % MS_PER_MIN != 0 {
+        if !ms.is_multiple_of(MS_PER_MIN) {
             return false;
         }
         let minute = ms / MS_PER_MIN;
@@ -756,11 +756,10 @@ mod tests {
         #[test]
         fn parse_never_panics(text in "\\PC{0,40}", cronish in "[0-9*/,\\- ]{0,30}") {
             let _ = Schedule::parse(&text);
-            if let Ok(s) = Schedule::parse(&cronish) {
-                if let Some(n) = s.next_after(SimTime(12_345)) {
+            if let Ok(s) = Schedule::parse(&cronish)
+                && let Some(n) = s.next_after(SimTime(12_345)) {
                     prop_assert!(n.0 > 12_345);
                 }
-            }
         }
     }
 }

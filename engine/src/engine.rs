@@ -784,13 +784,13 @@ impl Engine {
             self.handle(now, Event::Released { vm }, out);
         }
         for (vm, loc, spot, back_to_spot) in work {
-            if !self.vms.contains_key(&vm) {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.vms.entry(vm) {
                 let mut request = template.clone();
                 request.id = vm;
                 request.group = Some(id);
                 request.regions = vec![loc];
                 request.spot_allowed = spot;
-                self.vms.insert(vm, VmEntry::new(request, Some(id)));
+                e.insert(VmEntry::new(request, Some(id)));
                 self.place(vm, now, ProvisionReason::Initial, out);
                 continue;
             }

@@ -61,7 +61,6 @@ use operator::metrics::Metrics;
 use operator::provider::memory::MemoryCloud;
 use serde_json::{Value, json};
 
-#[allow(dead_code)]
 #[path = "it/apiserver.rs"]
 mod apiserver;
 

@@ -203,11 +203,11 @@ impl Cloud {
         self.instances
             .insert(instance, CloudInstance { vm, offer: p.offer, market: p.market, region, zone, running: false });
         queue.push(now + delay, crate::run::SimEvent::Cloud(CloudEvent::Up(instance)));
-        if rs.crash_rate_per_h > 0.0 {
-            if let Ok(exp) = Exp::new(rs.crash_rate_per_h / 3600.0) {
-                let t = SimDuration::from_secs_f64(exp.sample(rng));
-                queue.push(now + delay + t, crate::run::SimEvent::Cloud(CloudEvent::Crash(instance)));
-            }
+        if rs.crash_rate_per_h > 0.0
+            && let Ok(exp) = Exp::new(rs.crash_rate_per_h / 3600.0)
+        {
+            let t = SimDuration::from_secs_f64(exp.sample(rng));
+            queue.push(now + delay + t, crate::run::SimEvent::Cloud(CloudEvent::Crash(instance)));
         }
     }
 
@@ -253,10 +253,10 @@ impl Cloud {
             CloudEvent::Up(i) => {
                 if let Some(ci) = self.instances.get_mut(&i) {
                     ci.running = true;
-                    if ci.market == Market::Spot {
-                        if let Some(m) = self.spot[ci.offer.idx()].as_mut() {
-                            m.running.insert(i);
-                        }
+                    if ci.market == Market::Spot
+                        && let Some(m) = self.spot[ci.offer.idx()].as_mut()
+                    {
+                        m.running.insert(i);
                     }
                 }
             }

@@ -87,10 +87,11 @@ const SUBCOMMANDS: [&str; 9] = ["run", "check", "policies", "sweep", "merge", "c
 fn main() -> ExitCode {
     // `sim FILE ...` means `sim run FILE ...`.
     let mut args: Vec<String> = std::env::args().collect();
-    if let Some(first) = args.get(1) {
-        if !first.starts_with('-') && !SUBCOMMANDS.contains(&first.as_str()) {
-            args.insert(1, "run".to_owned());
-        }
+    if let Some(first) = args.get(1)
+        && !first.starts_with('-')
+        && !SUBCOMMANDS.contains(&first.as_str())
+    {
+        args.insert(1, "run".to_owned());
     }
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,

@@ -439,6 +439,12 @@ pub struct Recorder {
     open_restores: Vec<(usize, SimTime)>,
 }
 
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new()
+    }
+}
+
 impl Recorder {
     /// An empty recorder.
     pub fn new() -> Self {
@@ -572,21 +578,21 @@ impl Recorder {
     /// A spot notice reached an instance.
     pub fn notice(&mut self, i: InstanceId) {
         self.interruptions += 1;
-        if let Some(&(vm, _)) = self.inst.get(&i) {
-            if let Some(r) = self.vm(vm) {
-                r.interruptions += 1;
-            }
+        if let Some(&(vm, _)) = self.inst.get(&i)
+            && let Some(r) = self.vm(vm)
+        {
+            r.interruptions += 1;
         }
     }
 
     /// The owner released a VM.
     pub fn released(&mut self, vm: VmId, now: SimTime) {
-        if let Some(r) = self.vm(vm) {
-            if r.status == VmStatus::Active {
-                r.status = VmStatus::Completed;
-                r.end_s = Some(now.as_secs_f64());
-                r.lost_at = None;
-            }
+        if let Some(r) = self.vm(vm)
+            && r.status == VmStatus::Active
+        {
+            r.status = VmStatus::Completed;
+            r.end_s = Some(now.as_secs_f64());
+            r.lost_at = None;
         }
     }
 

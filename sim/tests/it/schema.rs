@@ -42,7 +42,7 @@ fn parquet_schemas_match_the_documentation() {
         let s = sim::scenario::load(&crate::scenario_path(file)).expect("valid");
         let r = sim::run(&s, &RunOptions::default(), &mut ()).expect("runs");
         sim::output::write_all(dir.path(), &r, &s.catalog, Default::default()).expect("writes");
-        for table in tables.iter().copied() {
+        for table in tables {
             let f = std::fs::File::open(dir.path().join(format!("{table}.parquet"))).expect("open");
             let df = ParquetReader::new(f).finish().expect("readable parquet");
             let actual: Vec<(String, String)> =

@@ -12,6 +12,7 @@
 //! * (5) moves by trigger, failback or rebalance come at least a cooldown after the previous move;
 //! * (6) after the faults stop, every replica serves again: the last hour has full samples;
 //! * (7) the same scenario and seed give the same summary, byte for byte.
+//!
 //! (1) and the finer properties are checked event by event on the engine in
 //! `engine/tests/it/deploy_props.rs`.
 
